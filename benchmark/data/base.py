@@ -1,0 +1,73 @@
+"""The data set contract: every evaluation data set yields protocol-ready clips.
+
+A data set is responsible for reading files, the protocol resize
+(:func:`dfbench.protocol.resize_frames`), label decoding and timestamps. Everything
+after that (square crops, label halves, windows) belongs to the harness.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import torch
+
+SEG_IGNORE = 255  # label value ignored by segmentation metrics
+DEPTH_INVALID = 0.0  # depth value marking pixels without ground truth
+
+
+@dataclass
+class Clip:
+    """One evaluation clip.
+
+    Attributes:
+        sample_id: stable identifier, the same on every run and machine.
+        frames: uint8 [T, 3, H, W], already resized per protocol.
+        timestamps: float32 [T] seconds, relative to the first frame.
+        labels: task name ("seg" or "depth") -> label maps [T, h, w] at label
+            resolution (not resized): int64 with 255 = ignore for "seg", float32
+            metres with 0 = invalid for "depth". Frames without labels are all-ignore.
+    """
+
+    sample_id: str
+    frames: torch.Tensor
+    timestamps: torch.Tensor
+    labels: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DataProblem:
+    """One thing wrong with a data root, found before any model runs."""
+
+    path: str
+    expected: str
+
+
+class EvalDataset(abc.ABC):
+    """A validation split made of fixed-length clips.
+
+    Subclasses set the class attributes and implement ``sample_ids`` and ``load``.
+    """
+
+    name: ClassVar[str]
+    tasks: ClassVar[dict[str, int]]  # task -> number of classes (seg) or 1 (depth)
+    fps: ClassVar[float]
+
+    @abc.abstractmethod
+    def sample_ids(self) -> list[str]:
+        """The clips of the split, in evaluation order."""
+
+    @abc.abstractmethod
+    def load(self, sample_id: str) -> Clip:
+        """Reads one clip (frames resized per protocol, labels untouched)."""
+
+    def check(self) -> list[DataProblem]:
+        """Validates the files behind every clip; returns the problems found."""
+        return []
+
+    def __len__(self) -> int:
+        return len(self.sample_ids())
+
+    def __getitem__(self, index: int) -> Clip:
+        return self.load(self.sample_ids()[index])
