@@ -23,6 +23,9 @@ BUILTIN_MODELS: dict[str, str] = {
 
 BUILTIN_DATASETS: dict[str, str] = {
     "synthetic": "dfbench.data.synthetic:SyntheticDataset",
+    "cityscapes": "dfbench.data.cityscapes:CityscapesDataset",
+    "kitti": "dfbench.data.kitti:KittiDataset",
+    "vspw": "dfbench.data.vspw:VspwDataset",
 }
 
 BUILTIN_FEATURE_SPACES: dict[str, str] = {
