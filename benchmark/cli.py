@@ -1,0 +1,61 @@
+"""The `dfbench` command line.
+
+Subcommands live in their own modules and are imported only when used, so
+`dfbench list` does not pay for pandas, transformers or diffusers.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from dfbench import __version__
+from dfbench.errors import DfbenchError
+
+LAZY_COMMANDS = {
+    "run": "dfbench.cli_run:run_command",
+    "list": "dfbench.cli_run:list_command",
+    "demo": "dfbench.demo:demo_command",
+    "table": "dfbench.cli_tables:table",
+    "check-data": "dfbench.cli_data:check_data",
+    "train-head": "dfbench.cli_heads:train_head_command",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in LAZY_COMMANDS:
+            module, _, attr = LAZY_COMMANDS[name].partition(":")
+            return getattr(importlib.import_module(module), attr)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="dfbench")
+def cli() -> None:
+    """Benchmark video world models on dense forecasting in foundation-model feature space."""
+
+
+def main() -> None:
+    """Entry point: a DfbenchError becomes one line on stderr and exit code 2."""
+    try:
+        cli.main(standalone_mode=False)
+    except DfbenchError as err:
+        click.echo(f"dfbench: error: {err}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("dfbench: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        click.echo("dfbench: interrupted; run the same command again to resume.", err=True)
+        sys.exit(130)

@@ -1,0 +1,78 @@
+"""`dfbench run` and `dfbench list`."""
+
+from __future__ import annotations
+
+import click
+
+from dfbench.errors import DfbenchError
+
+
+def parse_heads(values: tuple[str, ...]) -> dict[str, str]:
+    heads = {}
+    for value in values:
+        task, sep, source = value.partition("=")
+        if not sep or task not in ("seg", "depth"):
+            raise DfbenchError(f"--head takes TASK=PATH with TASK seg or depth, got '{value}'.")
+        heads[task] = source
+    return heads
+
+
+@click.command("run")
+@click.option("--model", required=True, help="Registered model name (see 'dfbench list').")
+@click.option("--dataset", required=True, help="Data set name (see 'dfbench list').")
+@click.option("--data-root", default=None, help="Root of the data set (else its environment variable or config).")
+@click.option("--split-file", default=None, help="KITTI only: the Eigen test split list.")
+@click.option("--feature-space", default=None, help="Feature space (default: tiny for synthetic, else dinov3-vitb16).")
+@click.option("--feature-space-path", default=None, help="Local folder of the feature-space weights.")
+@click.option("--checkpoint", default=None, help="Model checkpoint: a local file or a Hugging Face hub id.")
+@click.option("--head", "heads", multiple=True, help="Override a task head: seg=PATH or depth=PATH.")
+@click.option("--num-samples", type=int, default=None, help="Samples per rollout for generative models (default 20).")
+@click.option("--horizons", default="short,mid", show_default=True, help="Comma-separated horizons.")
+@click.option("--batch-size", type=int, default=1, show_default=True, help="Clips per forward pass.")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--limit", type=int, default=None, help="Evaluate only the first N clips.")
+@click.option("--output-dir", default="results", show_default=True)
+@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+def run_command(**kw) -> None:
+    """Evaluate one model on one data set and write <output-dir>/<dataset>/<model>.json."""
+    from dfbench.run import RunOptions, run
+
+    dataset_options = {"split_file": kw["split_file"]} if kw["split_file"] else {}
+    options = RunOptions(
+        model=kw["model"],
+        dataset=kw["dataset"],
+        data_root=kw["data_root"],
+        feature_space=kw["feature_space"],
+        feature_space_path=kw["feature_space_path"],
+        checkpoint=kw["checkpoint"],
+        num_samples=kw["num_samples"],
+        horizons=tuple(h.strip() for h in kw["horizons"].split(",") if h.strip()),
+        batch_size=kw["batch_size"],
+        device=kw["device"],
+        seed=kw["seed"],
+        limit=kw["limit"],
+        output_dir=kw["output_dir"],
+        heads=parse_heads(kw["heads"]),
+        dataset_options=dataset_options,
+        progress=not kw["no_progress"],
+    )
+    path = run(options)
+    click.echo(f"wrote {path}")
+
+
+@click.command("list")
+def list_command() -> None:
+    """Show the models, data sets and feature spaces dfbench knows."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from dfbench import registry
+
+    table = Table(title="dfbench")
+    table.add_column("kind")
+    table.add_column("names")
+    table.add_row("models", ", ".join(registry.model_names()))
+    table.add_row("datasets", ", ".join(registry.dataset_names()))
+    table.add_row("feature spaces", ", ".join(registry.feature_space_names()))
+    Console().print(table)

@@ -1,0 +1,195 @@
+"""The evaluation loop: clips -> crops -> features -> forecasts -> scores -> records."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from dfbench.adapters.base import Context, WorldModel
+from dfbench.config import Protocol
+from dfbench.data.base import Clip
+from dfbench.errors import DfbenchError
+from dfbench.features.base import FeatureSpace
+from dfbench.heads.linear import features_to_map
+from dfbench.metrics import confusion_counts, squared_error_sum
+from dfbench.protocol import Window, align_to_labels, label_halves, square_crops, windows
+from dfbench.results import encode_confusion, stat_key
+from dfbench.scoring import score_rollouts
+
+
+def row_generator(seed: int, sample_id: str, crop: int, horizon: str) -> torch.Generator:
+    """A generator that depends only on (seed, clip, crop, horizon).
+
+    So a crop's samples are the same whatever the batch size, device count or resume
+    point. sha256 rather than hash(): Python salts string hashes per process.
+    """
+    digest = hashlib.sha256(f"{seed}/{sample_id}/{crop}/{horizon}".encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & ((1 << 63) - 1))
+
+
+@dataclass
+class EncodedClip:
+    """A clip cut into its R square crops, with their features and label halves."""
+
+    clip: Clip
+    crops: torch.Tensor  # uint8 [R, T, 3, S, S]
+    features: torch.Tensor  # [R, T, N, D]
+    halves: dict[str, torch.Tensor]  # task -> [R, T, lh, lw]
+    grid: tuple[int, int]
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        return tuple(self.clip.frames.shape[-2:])
+
+
+FeatureCache = dict[tuple[str, ...], torch.Tensor]
+
+
+@dataclass
+class Evaluator:
+    """Evaluates one world model on clips of one data set under one protocol."""
+
+    model: WorldModel
+    feature_space: FeatureSpace
+    heads: dict[str, nn.Module]
+    protocol: Protocol
+    num_samples: int
+    horizons: list[str]
+    seed: int = 0
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    feature_cache: FeatureCache | None = None
+    cache_key: tuple[str, ...] = ()
+
+    def windows(self) -> list[Window]:
+        chosen = {h: self.protocol.horizons[h] for h in self.horizons}
+        return windows(self.protocol.clip_length, self.protocol.context_length, chosen)
+
+    @torch.no_grad()
+    def encode(self, clip: Clip) -> EncodedClip:
+        """Crops and features of one clip, one encoder call per clip.
+
+        Encoding clip by clip keeps features identical at every batch size.
+        """
+        crops = square_crops(clip.frames)
+        side = crops.shape[-1]
+        grid = (side // self.feature_space.patch_size, side // self.feature_space.patch_size)
+        key = (*self.cache_key, clip.sample_id)
+        features = None if self.feature_cache is None else self.feature_cache.get(key)
+        if features is None:
+            flat = crops.reshape(-1, *crops.shape[-3:]).to(self.device)
+            features = self.feature_space.encode(flat).float().reshape(*crops.shape[:2], grid[0] * grid[1], -1)
+            if self.feature_cache is not None:
+                self.feature_cache[key] = features
+        height, width = clip.frames.shape[-2:]
+        halves = {task: label_halves(labels, height, width) for task, labels in clip.labels.items()}
+        return EncodedClip(clip, crops, features, halves, grid)
+
+    @torch.no_grad()
+    def evaluate(self, clips: list[EncodedClip]) -> list[dict[str, Any]]:
+        """Per-clip records of sufficient statistics for a batch of encoded clips."""
+        stats: list[dict[str, Any]] = [{} for _ in clips]
+        rows = [(i, r) for i, c in enumerate(clips) for r in range(c.crops.shape[0])]
+        grid = clips[0].grid
+        if any(c.grid != grid for c in clips):
+            raise DfbenchError("clips of one batch have different crop sizes; use --batch-size 1 for this data set.")
+        features = torch.cat([c.features for c in clips])
+        frames = torch.cat([c.crops for c in clips])
+        timestamps = torch.cat([c.clip.timestamps.expand(c.crops.shape[0], -1) for c in clips]).to(self.device)
+        for window in self.windows():
+            ctx, tgt = list(window.context), list(window.targets)
+            generators = [row_generator(self.seed, clips[i].clip.sample_id, r, window.horizon_name) for i, r in rows]
+            context = Context(
+                frames=frames[:, ctx].to(self.device),
+                timestamps=timestamps[:, ctx],
+                features=features[:, ctx],
+                grid=grid,
+                generators=generators,
+                future_features=features[:, tgt] if self.model.oracle else None,
+            )
+            forecast = self.model.predict(context, timestamps[:, tgt], self.num_samples)
+            preds = self._checked(forecast.features, features.shape, len(tgt))
+            scored = score_rollouts(preds.float(), features[:, tgt], self.model.stochastic, self.protocol.loss_beta)
+            for stat, chosen in scored.items():
+                self._accumulate(stats, clips, rows, window, stat, chosen)
+        return [{"sample_id": c.clip.sample_id, "stats": s} for c, s in zip(clips, stats)]
+
+    def _checked(self, preds: torch.Tensor, feature_shape: torch.Size, steps: int) -> torch.Tensor:
+        rows, _, tokens, dim = feature_shape
+        samples = self.num_samples if self.model.stochastic else 1
+        expected = (rows, samples, steps, tokens, dim)
+        if tuple(preds.shape) != expected:
+            raise DfbenchError(
+                f"model '{self.model.name}' returned predictions of shape {tuple(preds.shape)}, expected {expected} "
+                "[rows, samples, steps, tokens, dim]; fix the adapter's predict()."
+            )
+        if not torch.isfinite(preds).all():
+            raise DfbenchError(
+                f"model '{self.model.name}' returned non-finite predictions (NaN or inf); check its checkpoint and dtype."
+            )
+        return preds
+
+    def _accumulate(self, stats, clips, rows, window: Window, stat: str, chosen: torch.Tensor) -> None:
+        steps = len(window.targets)
+        for task, head in self.heads.items():
+            outputs = head(features_to_map(chosen, clips[0].grid)).float()
+            outputs = outputs.reshape(len(rows), steps, *outputs.shape[1:])
+            for row, (i, r) in enumerate(rows):
+                clip = clips[i]
+                half = clip.halves[task][r]
+                for step, frame in enumerate(window.targets):
+                    aligned = align_to_labels(outputs[row, step][None], r, tuple(half.shape[-2:]), *clip.frame_size)
+                    self._add(stats[i], stat_key(task, window.horizon_name, step, stat), task, aligned, half[frame])
+
+    @staticmethod
+    def _add(stats: dict[str, Any], key: str, task: str, output: torch.Tensor, label: torch.Tensor) -> None:
+        label = label.to(output.device)
+        if task == "seg":
+            confusion = confusion_counts(output, label[None], output.shape[1]).cpu()
+            prior = stats.get(key)
+            stats[key] = {"confusion": confusion if prior is None else prior["confusion"] + confusion}
+        else:
+            sse, count = squared_error_sum(output[:, 0], label[None])
+            prior = stats.setdefault(key, {"sse": 0.0, "count": 0})
+            prior["sse"] += sse
+            prior["count"] += count
+
+
+def finalize_stats(record: dict[str, Any]) -> dict[str, Any]:
+    """Turns dense confusion matrices into their sparse JSON form."""
+    out = {}
+    for key, value in record["stats"].items():
+        out[key] = {"confusion": encode_confusion(value["confusion"])} if "confusion" in value else value
+    return {"sample_id": record["sample_id"], "stats": out}
+
+
+def batched(items: Iterable, size: int) -> Iterable[list]:
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def run_evaluation(
+    evaluator: Evaluator,
+    load: Callable[[str], Clip],
+    sample_ids: list[str],
+    batch_size: int,
+    on_batch: Callable[[list[dict[str, Any]]], None],
+) -> None:
+    """Evaluates ``sample_ids`` in batches of clips, handing each batch's records over."""
+    for ids in batched(sample_ids, max(1, batch_size)):
+        encoded = [evaluator.encode(load(sid)) for sid in ids]
+        records = evaluator.evaluate(encoded)
+        on_batch([finalize_stats(r) for r in records])
+
+
+__all__ = ["Evaluator", "EncodedClip", "row_generator", "run_evaluation"]

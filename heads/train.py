@@ -1,0 +1,109 @@
+"""Training a linear head on frozen features of a training split (paper, appendix A).
+
+The head sees exactly what it sees at evaluation: square crops of protocol-resized
+frames, features at patch resolution, outputs upsampled onto the crop's label half.
+Segmentation uses cross-entropy over labelled pixels; depth uses the squared error
+over valid pixels, the quantity the benchmark's RMSE measures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dfbench.data.base import SEG_IGNORE, Clip
+from dfbench.features.base import FeatureSpace
+from dfbench.heads.catalog import build_head
+from dfbench.heads.linear import features_to_map
+from dfbench.protocol import align_to_labels, label_halves, square_crops
+
+
+@dataclass
+class HeadExample:
+    """One crop of one frame: features [N, D] and its label half [lh, lw]."""
+
+    features: torch.Tensor
+    label: torch.Tensor
+    crop: int
+    frame_size: tuple[int, int]
+
+
+@torch.no_grad()
+def head_examples(
+    clips: Iterable[Clip], feature_space: FeatureSpace, task: str, frames_per_clip: int | None = None
+) -> list[HeadExample]:
+    """Encodes the labelled frames of training clips into (features, label half) pairs."""
+    examples = []
+    for clip in clips:
+        labels = clip.labels[task]
+        height, width = clip.frames.shape[-2:]
+        labelled = [t for t in range(labels.shape[0]) if _has_labels(labels[t], task)]
+        if frames_per_clip is not None:
+            labelled = labelled[-frames_per_clip:]
+        if not labelled:
+            continue
+        crops = square_crops(clip.frames[labelled])
+        feats = feature_space.encode(crops.reshape(-1, *crops.shape[-3:])).float().cpu()
+        feats = feats.reshape(crops.shape[0], len(labelled), *feats.shape[-2:])
+        halves = label_halves(labels[labelled], height, width)
+        for r in range(crops.shape[0]):
+            for i in range(len(labelled)):
+                examples.append(HeadExample(feats[r, i], halves[r, i], r, (height, width)))
+    return examples
+
+
+def _has_labels(label: torch.Tensor, task: str) -> bool:
+    return bool((label != SEG_IGNORE).any()) if task == "seg" else bool((label > 0).any())
+
+
+def head_loss(head: nn.Module, batch: list[HeadExample], grid: tuple[int, int], task: str) -> torch.Tensor:
+    """Mean loss over the labelled pixels of a batch of crops."""
+    feats = torch.stack([ex.features for ex in batch])
+    outputs = head(features_to_map(feats, grid))
+    losses, weights = [], []
+    for row, ex in enumerate(batch):
+        out = align_to_labels(outputs[row : row + 1], ex.crop, tuple(ex.label.shape), *ex.frame_size)
+        if task == "seg":
+            valid = ex.label != SEG_IGNORE
+            loss = F.cross_entropy(out, ex.label[None], ignore_index=SEG_IGNORE, reduction="sum")
+        else:
+            valid = ex.label > 0
+            loss = ((out[0, 0] - ex.label)[valid] ** 2).sum()
+        losses.append(loss)
+        weights.append(valid.sum())
+    return torch.stack(losses).sum() / torch.stack(weights).sum().clamp(min=1)
+
+
+def train_head(
+    examples: list[HeadExample],
+    task: str,
+    num_classes: int,
+    dim: int,
+    grid: tuple[int, int],
+    epochs: int = 30,
+    batch_size: int = 64,
+    lr: float = 1e-2,
+    seed: int = 0,
+) -> nn.Module:
+    """Fits BatchNorm + 1x1 linear head with AdamW; returns it in eval mode."""
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    head = build_head(task, dim, num_classes)
+    optimizer = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=1e-4)
+    steps = epochs * max(1, len(examples) // batch_size)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, steps))
+    head.train()
+    for _ in range(epochs):
+        order = torch.randperm(len(examples), generator=generator).tolist()
+        for start in range(0, len(order) - batch_size + 1 if len(order) >= batch_size else 1, batch_size):
+            batch = [examples[i] for i in order[start : start + batch_size]]
+            loss = head_loss(head, batch, grid, task)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+    return head.eval()
