@@ -63,7 +63,7 @@ def test_metric_classes_sum_their_state():
     miou.update(torch.tensor([[2, 0, 0], [0, 1, 1], [0, 0, 0]]))
     miou.update(torch.tensor([[0, 0, 0], [0, 1, 0], [0, 0, 0]]))
     rmse.update(8.0, 2)
-    rmse.update(10.0, 3)
+    rmse.update(12.0, 3)
     # class 2 is predicted once, so it counts with IoU 0
     assert abs(miou.compute().item() - (1.0 + 2 / 3 + 0.0) / 3) < 1e-6
     assert abs(rmse.compute().item() - 2.0) < 1e-9
