@@ -12,7 +12,7 @@ from torch import nn
 
 from dfbench.adapters.base import Context, WorldModel
 from dfbench.config import Protocol
-from dfbench.data.base import Clip
+from dfbench.data.base import SEG_IGNORE, Clip
 from dfbench.errors import DfbenchError
 from dfbench.features.base import FeatureSpace
 from dfbench.heads.linear import features_to_map
@@ -147,6 +147,10 @@ class Evaluator:
 
     @staticmethod
     def _add(stats: dict[str, Any], key: str, task: str, output: torch.Tensor, label: torch.Tensor) -> None:
+        # As the reference: a step whose label has no valid pixel is not a metric update,
+        # so a metric that never saw one (Cityscapes' unlabelled frames) does not exist.
+        if not (label != SEG_IGNORE).any() if task == "seg" else not (label > 0).any():
+            return
         label = label.to(output.device)
         if task == "seg":
             confusion = confusion_counts(output, label[None], output.shape[1]).cpu()

@@ -1,0 +1,40 @@
+"""``dfbench table``: the paper's tables from results files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from dfbench.tables import build_main_table, render_main_table, save_main_table
+
+
+@click.group(name="table")
+def table() -> None:
+    """Build the paper's tables from results files."""
+
+
+@table.command(name="main")
+@click.option(
+    "--results-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("results"),
+    show_default=True,
+    help="Folder that 'dfbench run' wrote to.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where main.csv and main.tex go [default: RESULTS_DIR/tables].",
+)
+@click.option("--reference", is_flag=True, help="Add the paper's reported numbers under our rows.")
+def main_table_command(results_dir: Path, out_dir: Path | None, reference: bool) -> None:
+    """The main results table (the paper's Table 3 layout) as csv, LaTeX and on screen."""
+    built = build_main_table(results_dir, reference=reference)
+    csv_path, tex_path = save_main_table(built, out_dir if out_dir is not None else results_dir / "tables")
+    console = Console()
+    console.print(render_main_table(built))
+    console.print(f"wrote {csv_path} and {tex_path}")
