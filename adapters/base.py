@@ -79,6 +79,11 @@ class WorldModel(abc.ABC):
         deterministic one.
         """
 
+    @classmethod
+    def runs_offline(cls, feature_space_name: str) -> bool:
+        """Whether weights for this feature space ship with dfbench (``dfbench demo`` runs it)."""
+        return True
+
     def to(self, device: torch.device | str) -> WorldModel:
         """Moves the model's weights; adapters with modules override this."""
         return self

@@ -50,12 +50,10 @@ def main() -> None:
     except DfbenchError as err:
         click.echo(f"dfbench: error: {err}", err=True)
         sys.exit(2)
-    except click.exceptions.Abort:
-        click.echo("dfbench: aborted", err=True)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        # click turns Ctrl-C into Abort; finished clips are already on disk.
+        click.echo("dfbench: interrupted; run the same command again to resume.", err=True)
         sys.exit(130)
     except click.ClickException as err:
         err.show()
         sys.exit(err.exit_code)
-    except KeyboardInterrupt:
-        click.echo("dfbench: interrupted; run the same command again to resume.", err=True)
-        sys.exit(130)
