@@ -41,7 +41,8 @@ def resize_frames(frames: np.ndarray | torch.Tensor, frame_size: int, max_aspect
     frames = np.asarray(frames)
     size = resize_sizes(frames.shape[1], frames.shape[2], frame_size, max_aspect)
     out = np.stack([resize_frame(np.ascontiguousarray(f), size) for f in frames])
-    return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
+    # numpy's transpose copy is several times faster here than torch's permute().contiguous()
+    return torch.from_numpy(np.ascontiguousarray(out.transpose(0, 3, 1, 2)))
 
 
 def is_wide(height: int, width: int) -> bool | None:
