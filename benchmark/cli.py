@@ -21,6 +21,8 @@ LAZY_COMMANDS = {
     "table": "dfbench.cli_tables:table",
     "check-data": "dfbench.cli_data:check_data",
     "train-head": "dfbench.cli_heads:train_head_command",
+    "train": "dfbench.cli_train:train_group",
+    "flops": "dfbench.cli_flops:flops_command",
 }
 
 

@@ -18,6 +18,11 @@ from dfbench.errors import DfbenchError
 # that every entry registers exactly the name it is listed under.
 BUILTIN_MODELS: dict[str, str] = {
     "copy-last": "dfbench.adapters.copy_last",
+    "dino-world": "dfbench.adapters.predictor_models",
+    "dino-world-bom": "dfbench.adapters.predictor_models",
+    "deltaworld": "dfbench.adapters.predictor_models",
+    "deltaworld-frame": "dfbench.adapters.predictor_models",
+    "deltaworld-nobom": "dfbench.adapters.predictor_models",
     "present": "dfbench.adapters.present",
 }
 
