@@ -1,0 +1,282 @@
+"""The cross-attention predictor shared by DeltaWorld and DINO-world.
+
+Queries only attend to the keys/values (past tokens or frames), never to each other, so
+each query token is predicted independently given the past. Positions are real numbers
+(timestamps in seconds, grid coordinates) fed to a multi-axis RoPE.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Union
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+from transformers import DINOv3ViTConfig
+from transformers.models.dinov3_vit.modeling_dinov3_vit import DINOv3ViTLayerScale, DINOv3ViTMLP
+
+from dfbench.models.rope import rotate_axes
+
+# Noise queries of a rollout: a callable step -> [B, S, 1, Dp], or a tensor [K, B, S, 1, Dp].
+NoiseSource = Union[Callable[[int], torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class PredictorConfig:
+    """Sizes of a predictor.
+
+    Attributes:
+        input_size: backbone width D: kv input width and head output width.
+        hidden_size: predictor width Dp.
+        num_layers: cross-attention blocks.
+        num_heads: attention heads; head size = hidden_size / num_heads.
+        rope_axis_sizes: head-dimension block per position axis: (60,) for DeltaWorld's
+            time axis, (20, 20, 20) for DINO-world's (t, w, h).
+        rope_unrotated_size: trailing head dimensions left unrotated.
+        mlp_ratio: GELU MLP width = hidden_size * mlp_ratio.
+        layer_scale_init: LayerScale init (irrelevant when loading weights).
+        initializer_range: std of the trunc-normal init.
+    """
+
+    input_size: int = 768
+    hidden_size: int = 768
+    num_layers: int = 12
+    num_heads: int = 12
+    rope_axis_sizes: tuple[int, ...] = (60,)
+    rope_unrotated_size: int = 4
+    mlp_ratio: int = 4
+    layer_scale_init: float = 1e-5
+    initializer_range: float = 0.02
+
+    def __post_init__(self) -> None:
+        self.rope_axis_sizes = tuple(int(s) for s in self.rope_axis_sizes)
+        head = self.hidden_size // self.num_heads
+        if head * self.num_heads != self.hidden_size:
+            raise ValueError(f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
+        if sum(self.rope_axis_sizes) + self.rope_unrotated_size != head:
+            raise ValueError(
+                f"RoPE sizes {self.rope_axis_sizes} + {self.rope_unrotated_size} must sum to the head size {head}"
+            )
+
+    @classmethod
+    def from_fixture_section(cls, section: dict[str, Any], input_size: int) -> PredictorConfig:
+        """Reads a fixture's 'deltaworld' or 'dinoworld' config section."""
+        return cls(
+            input_size=input_size,
+            hidden_size=section["predictor_hidden_size"],
+            num_layers=section["predictor_num_hidden_layers"],
+            num_heads=section["predictor_num_heads"],
+            rope_axis_sizes=tuple(section["rope_axis_sizes"]),
+            rope_unrotated_size=section["rope_unrotated_size"],
+            mlp_ratio=section["mlp_ratio"],
+            layer_scale_init=section["layer_scale_init"],
+            initializer_range=section["initializer_range"],
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["rope_axis_sizes"] = list(self.rope_axis_sizes)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PredictorConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def block_config(self) -> DINOv3ViTConfig:
+        """DINOv3 config for the LayerScale and GELU MLP reused from transformers."""
+        return DINOv3ViTConfig(
+            hidden_size=self.hidden_size,
+            num_attention_heads=self.num_heads,
+            intermediate_size=self.hidden_size * self.mlp_ratio,
+            hidden_act="gelu",
+            mlp_bias=True,
+            layerscale_value=self.layer_scale_init,
+        )
+
+
+class CrossAttention(nn.Module):
+    """Multi-head cross-attention with multi-axis RoPE on q and k.
+
+    Written here because no library attention takes raw (un-normed) kv of another width
+    through one fused kv projection together with this RoPE.
+    """
+
+    def __init__(self, config: PredictorConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.num_heads = config.num_heads
+        self.head_dim = config.hidden_size // config.num_heads
+        self.q_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.kv_proj = nn.Linear(config.input_size, 2 * config.hidden_size)
+        self.out_proj = nn.Linear(config.hidden_size, config.hidden_size)
+
+    def forward(
+        self,
+        q: torch.Tensor,
+        kv: torch.Tensor,
+        pos_q: torch.Tensor,
+        pos_k: torch.Tensor,
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        batch, len_q, _ = q.shape
+        len_k = kv.shape[1]
+        query = self.q_proj(q).view(batch, len_q, self.num_heads, self.head_dim).transpose(1, 2)
+        key, value = self.kv_proj(kv).chunk(2, dim=-1)
+        key = key.reshape(batch, len_k, self.num_heads, self.head_dim).transpose(1, 2)
+        value = value.reshape(batch, len_k, self.num_heads, self.head_dim).transpose(1, 2)
+        axes, unrotated = self.config.rope_axis_sizes, self.config.rope_unrotated_size
+        query = rotate_axes(query, pos_q, axes, unrotated)
+        key = rotate_axes(key, pos_k, axes, unrotated)
+        if mask is not None:
+            mask = mask.to(query.dtype)
+        out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask)
+        return self.out_proj(out.transpose(1, 2).reshape(batch, len_q, -1))
+
+
+class PredictorBlock(nn.Module):
+    """q += ls1 * xattn(LN1(q), kv); q += ls2 * mlp(LN2(q)). No self-attention."""
+
+    def __init__(self, config: PredictorConfig) -> None:
+        super().__init__()
+        block_config = config.block_config()
+        self.norm1 = nn.LayerNorm(config.hidden_size)
+        self.attention = CrossAttention(config)
+        self.layer_scale1 = DINOv3ViTLayerScale(block_config)
+        self.norm2 = nn.LayerNorm(config.hidden_size)
+        self.mlp = DINOv3ViTMLP(block_config)
+        self.layer_scale2 = DINOv3ViTLayerScale(block_config)
+
+    def forward(self, q, kv, pos_q, pos_k, mask=None):
+        q = q + self.layer_scale1(self.attention(self.norm1(q), kv, pos_q, pos_k, mask))
+        return q + self.layer_scale2(self.mlp(self.norm2(q)))
+
+
+class Predictor(nn.Module):
+    """Stack of cross-attention blocks, final LayerNorm and a head back to the backbone width.
+
+    Args:
+        config: sizes; see :class:`PredictorConfig`.
+    """
+
+    def __init__(self, config: PredictorConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.blocks = nn.ModuleList(PredictorBlock(config) for _ in range(config.num_layers))
+        self.norm = nn.LayerNorm(config.hidden_size)
+        self.head = nn.Linear(config.hidden_size, config.input_size)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """The reference initialisation (only matters for training from scratch)."""
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.trunc_normal_(module.weight, std=self.config.initializer_range)
+                nn.init.zeros_(module.bias)
+
+    def forward(
+        self,
+        q: torch.Tensor,
+        kv: torch.Tensor,
+        pos_q: torch.Tensor,
+        pos_k: torch.Tensor,
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Predicts one backbone-width vector per query.
+
+        Args:
+            q: [B, Lq, Dp] queries (noise, or a learned embedding).
+            kv: [B, Lk, D] past tokens or frame features, used raw (no norm).
+            pos_q: [B, Lq, num_axes] query positions.
+            pos_k: [B, Lk, num_axes] key positions.
+            mask: optional additive float mask broadcastable to [B, heads, Lq, Lk].
+
+        Returns:
+            [B, Lq, D].
+        """
+        for block in self.blocks:
+            q = block(q, kv, pos_q, pos_k, mask)
+        return self.head(self.norm(q))
+
+
+def causal_mask(query_index: torch.Tensor, key_index: torch.Tensor) -> torch.Tensor:
+    """Additive mask [1, 1, Lq, Lk]: -inf where the key's frame is not before the query's.
+
+    Args:
+        query_index: [Lq] index of the frame each query predicts.
+        key_index: [Lk] index of the frame each key comes from.
+    """
+    blocked = key_index[None, :] >= query_index[:, None]
+    mask = torch.zeros(blocked.shape, dtype=torch.float32, device=blocked.device)
+    return mask.masked_fill(blocked, float("-inf"))[None, None]
+
+
+def smooth_l1(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The world models' criterion, elementwise (beta 0.1, as in the reference)."""
+    return F.smooth_l1_loss(prediction, target, reduction="none", beta=0.1)
+
+
+def step_queries(
+    noise: NoiseSource, step: int, batch: int, samples: int, width: int
+) -> torch.Tensor:
+    """The noise queries of one rollout step as [B*S, 1, Dp], row b*S + s (batch-major).
+
+    Args:
+        noise: a callable ``step -> [B, S, 1, Dp]`` or a tensor [K, B, S, 1, Dp], already
+            scaled to the model's noise std.
+        step: rollout step, 0-based.
+    """
+    drawn = noise(step) if callable(noise) else noise[step]
+    if drawn.numel() != batch * samples * width:
+        raise ValueError(f"noise for step {step} has shape {tuple(drawn.shape)}, expected [{batch}, {samples}, 1, {width}]")
+    return drawn.reshape(batch * samples, 1, width)
+
+
+def best_of_many_loss(
+    predictor: nn.Module,
+    candidates: torch.Tensor,
+    kv: torch.Tensor,
+    pos_q: torch.Tensor,
+    pos_k: torch.Tensor,
+    query_frame: torch.Tensor,
+    key_frame: torch.Tensor,
+    target: torch.Tensor,
+) -> torch.Tensor:
+    """Best-of-many training loss: only the best of S candidate queries per target is trained.
+
+    A first pass scores every candidate without gradient, on detached parameters (through
+    ``torch.func.functional_call``, so nothing of it enters autograd); the gradient pass
+    then runs on the winning queries only.
+
+    Args:
+        predictor: the :class:`Predictor`.
+        candidates: [B, L, S, M, Dp] candidate queries: L targets, S samples, M query
+            tokens per target (1 delta token, or N patches for DINO-world).
+        kv: [B, Lk, D] teacher-forced keys/values.
+        pos_q: [B, L, M, A] query positions; pos_k: [B, Lk, A] key positions.
+        query_frame: [L] frame index each target predicts; key_frame: [Lk] frame of each key.
+        target: [B, L, M, D] what each target should predict.
+
+    Returns:
+        Scalar mean smooth-L1 loss of the winning candidates.
+    """
+    batch, targets, samples, tokens, width = candidates.shape
+    axes = pos_q.shape[-1]
+    all_pos_q = pos_q[:, :, None].expand(batch, targets, samples, tokens, axes).reshape(batch, -1, axes)
+    all_mask = causal_mask(query_frame.repeat_interleave(samples * tokens), key_frame)
+    detached = {name: p.detach() for name, p in predictor.named_parameters()}
+    with torch.no_grad():
+        scored = functional_call(
+            predictor, detached, (candidates.reshape(batch, -1, width), kv, all_pos_q, pos_k, all_mask)
+        )
+        scored = scored.reshape(batch, targets, samples, tokens, -1)
+        losses = smooth_l1(scored, target[:, :, None].expand_as(scored)).mean(dim=(-2, -1))  # [B, L, S]
+        best = losses.argmin(dim=-1)
+    index = best[:, :, None, None, None].expand(batch, targets, 1, tokens, width)
+    chosen = candidates.gather(2, index).reshape(batch, targets * tokens, width)
+    mask = causal_mask(query_frame.repeat_interleave(tokens), key_frame)
+    prediction = predictor(chosen, kv, pos_q.reshape(batch, -1, axes), pos_k, mask)
+    return smooth_l1(prediction, target.reshape(prediction.shape)).mean()
