@@ -141,9 +141,10 @@ class Evaluator:
             for row, (i, r) in enumerate(rows):
                 clip = clips[i]
                 half = clip.halves[task][r]
+                aligned = align_to_labels(outputs[row], r, tuple(half.shape[-2:]), *clip.frame_size)
                 for step, frame in enumerate(window.targets):
-                    aligned = align_to_labels(outputs[row, step][None], r, tuple(half.shape[-2:]), *clip.frame_size)
-                    self._add(stats[i], stat_key(task, window.horizon_name, step, stat), task, aligned, half[frame])
+                    key = stat_key(task, window.horizon_name, step, stat)
+                    self._add(stats[i], key, task, aligned[step : step + 1], half[frame])
 
     @staticmethod
     def _add(stats: dict[str, Any], key: str, task: str, output: torch.Tensor, label: torch.Tensor) -> None:

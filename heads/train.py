@@ -61,21 +61,27 @@ def _has_labels(label: torch.Tensor, task: str) -> bool:
 
 
 def head_loss(head: nn.Module, batch: list[HeadExample], grid: tuple[int, int], task: str) -> torch.Tensor:
-    """Mean loss over the labelled pixels of a batch of crops."""
+    """Mean loss over the labelled pixels of a batch of crops.
+
+    Crops that share a crop index, label size and frame size are aligned together.
+    """
     feats = torch.stack([ex.features for ex in batch])
     outputs = head(features_to_map(feats, grid))
-    losses, weights = [], []
+    groups: dict[tuple, list[int]] = {}
     for row, ex in enumerate(batch):
-        out = align_to_labels(outputs[row : row + 1], ex.crop, tuple(ex.label.shape), *ex.frame_size)
+        groups.setdefault((ex.crop, tuple(ex.label.shape), ex.frame_size), []).append(row)
+    total, pixels = outputs.new_zeros(()), 0
+    for (crop, label_size, frame_size), rows in groups.items():
+        out = align_to_labels(outputs[rows], crop, label_size, *frame_size)
+        labels = torch.stack([batch[r].label for r in rows])
         if task == "seg":
-            valid = ex.label != SEG_IGNORE
-            loss = F.cross_entropy(out, ex.label[None], ignore_index=SEG_IGNORE, reduction="sum")
+            total = total + F.cross_entropy(out, labels, ignore_index=SEG_IGNORE, reduction="sum")
+            pixels += int((labels != SEG_IGNORE).sum())
         else:
-            valid = ex.label > 0
-            loss = ((out[0, 0] - ex.label)[valid] ** 2).sum()
-        losses.append(loss)
-        weights.append(valid.sum())
-    return torch.stack(losses).sum() / torch.stack(weights).sum().clamp(min=1)
+            valid = labels > 0
+            total = total + ((out[:, 0] - labels)[valid] ** 2).sum()
+            pixels += int(valid.sum())
+    return total / max(pixels, 1)
 
 
 def train_head(
