@@ -84,17 +84,26 @@ def resolve_checkpoint(
         return path
     text = str(source)
     if not _HUB_ID.match(text) or Path(text).suffix in SAFETENSORS_SUFFIXES + PICKLE_SUFFIXES:
-        raise DfbenchError(f"checkpoint '{text}' does not exist; pass an existing file, a folder or a hub id like owner/name.")
+        raise DfbenchError(
+            f"checkpoint '{text}' does not exist; pass an existing file, a folder or a hub id like owner/name."
+        )
     local_only = _offline() if offline is None else offline
     try:
         return Path(hf_hub_download(text, filename, cache_dir=cache_dir, local_files_only=local_only))
     except Exception as error:  # noqa: BLE001 - every hub failure means the same to the user
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        where = "it is not in the local Hugging Face cache (offline)" if local_only else f"{type(error).__name__}: {reason[:160]}"
+        where = f"{type(error).__name__}: {reason[:160]}"
+        if local_only:
+            where = "it is not in the local Hugging Face cache (offline)"
         raise DfbenchError(
             f"cannot get '{filename}' of hub model '{text}': {where}; download it on a machine with internet "
             f"with `huggingface-cli download {text} {filename}` and copy the cache here, or pass a local path."
         ) from error
+
+
+def _unreadable_safetensors(path: Path, error: Exception) -> DfbenchError:
+    first = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
+    return DfbenchError(f"'{path}' is not a readable safetensors file ({first}); re-download or re-save it.")
 
 
 def _read_file(path: Path) -> Any:
@@ -102,7 +111,7 @@ def _read_file(path: Path) -> Any:
         try:
             return load_file(path)
         except (SafetensorError, OSError, ValueError) as error:
-            raise DfbenchError(f"'{path}' is not a readable safetensors file ({error}); re-download or re-save it.") from error
+            raise _unreadable_safetensors(path, error) from error
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
@@ -112,7 +121,9 @@ def _read_file(path: Path) -> Any:
             "or convert it to safetensors."
         ) from error
     except (RuntimeError, OSError, EOFError, ValueError) as error:
-        raise DfbenchError(f"'{path}' is not a torch checkpoint ({type(error).__name__}); pass a .safetensors or .bin file.") from error
+        raise DfbenchError(
+            f"'{path}' is not a torch checkpoint ({type(error).__name__}); pass a .safetensors or .bin file."
+        ) from error
 
 
 def _unpickler_reason(error: Exception) -> str:
@@ -142,10 +153,13 @@ def as_state_dict(obj: Any, origin: str = "checkpoint") -> dict[str, torch.Tenso
     if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
         obj = obj["state_dict"]
     if not isinstance(obj, Mapping) or not obj:
-        raise DfbenchError(f"{origin} holds a {type(obj).__name__}, not a state dict of tensors; pass a model checkpoint.")
+        kind = type(obj).__name__
+        raise DfbenchError(f"{origin} holds a {kind}, not a state dict of tensors; pass a model checkpoint.")
     bad = [str(k) for k, v in obj.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
     if bad:
-        raise DfbenchError(f"{origin} is not a state dict: entries {_listing(bad)} are not named tensors; pass a model checkpoint.")
+        raise DfbenchError(
+            f"{origin} is not a state dict: entries {_listing(bad)} are not named tensors; pass a model checkpoint."
+        )
     result: dict[str, torch.Tensor] = {}
     for key, value in obj.items():
         key = _strip_wrappers(key)
@@ -233,7 +247,7 @@ def check_fit(module: nn.Module, state_dict: Mapping[str, torch.Tensor], model_n
         return
     guess = looks_like(state_dict)
     if guess is not None and not _fits(model_name, guess[1]):
-        found = next(iter(unexpected or missing))
+        found = (unexpected or missing or misshaped)[0].split(" ")[0]
         raise DfbenchError(
             f"the checkpoint given for {model_name} looks like {guess[0]} (e.g. key '{found}'); "
             f"pass the {model_name} checkpoint instead."
@@ -331,8 +345,8 @@ def save_safetensors(
     Args:
         module_or_state_dict: a module (saved by :func:`saved_entries`) or a state dict.
         path: output file, conventionally ``*.safetensors``.
-        metadata: e.g. ``{"model": "deltaworld", "config": config.to_dict()}``; values that
-            are not strings are stored as JSON.
+        metadata: e.g. ``{"model": "deltaworld", "config": config.to_dict()}``; every value
+            is stored as JSON (read back by :func:`read_safetensors_metadata`).
 
     Returns:
         The path written.
@@ -343,7 +357,7 @@ def save_safetensors(
         tensors = dict(module_or_state_dict)
     # safetensors refuses shared storage; a contiguous copy of each tensor is what we store.
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
-    text = {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}
+    text = {str(k): json.dumps(v) for k, v in metadata.items()}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, path, metadata=text)
@@ -351,12 +365,15 @@ def save_safetensors(
 
 
 def read_safetensors_metadata(path: str | Path) -> dict[str, Any]:
-    """Metadata of a safetensors file, JSON values decoded (see :func:`save_safetensors`)."""
+    """Metadata of a safetensors file, JSON values decoded (see :func:`save_safetensors`).
+
+    Values that are not JSON (written by other tools) are returned as the plain strings.
+    """
     try:
         with safe_open(str(path), framework="pt") as handle:
             raw = handle.metadata() or {}
     except (SafetensorError, OSError) as error:
-        raise DfbenchError(f"'{path}' is not a readable safetensors file ({error}); re-download or re-save it.") from error
+        raise _unreadable_safetensors(path, error) from error
     decoded: dict[str, Any] = {}
     for key, value in raw.items():
         try:

@@ -202,9 +202,11 @@ class DeltaTok(nn.Module):
         config = self.rope_embeddings.config
         self.rope_embeddings = DINOv3ViTRopePositionEmbedding(config).to(self.z_embed.weight.device)
 
-    def rope_tables(self, grid: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(cos, sin) [h*w, head_dim] for the grid (augmented in training mode)."""
-        return patch_rope_tables(self.rope_embeddings, grid)
+    def rope_tables(
+        self, grid: tuple[int, int], dtype: torch.dtype = torch.float32
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(cos, sin) [h*w, head_dim] for the grid (augmented in training mode), in ``dtype``."""
+        return patch_rope_tables(self.rope_embeddings, grid, dtype)
 
     @staticmethod
     def _run(blocks: nn.ModuleList, tokens: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
@@ -224,7 +226,7 @@ class DeltaTok(nn.Module):
             [B, 1, D] the normed token.
         """
         batch = y_cur.shape[0]
-        cos, sin = self.rope_tables(grid)
+        cos, sin = self.rope_tables(grid, y_cur.dtype)
         z = self.z_embed.weight.expand(batch, 1, -1)
         current = y_cur + self.xy_embed.weight[1]
         if self.use_delta:
@@ -253,7 +255,7 @@ class DeltaTok(nn.Module):
             base = x_prev
         else:
             base = self.xy_embed.weight[0].expand(z.shape[0], h * w, -1)
-        tokens = self._run(self.decoder_blocks, torch.cat([z, base], dim=1), self.rope_tables(grid))
+        tokens = self._run(self.decoder_blocks, torch.cat([z, base], dim=1), self.rope_tables(grid, z.dtype))
         return tokens[:, 1:]
 
     def tokenize_offline(self, x_black: torch.Tensor, y: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:

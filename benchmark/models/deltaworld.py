@@ -159,13 +159,13 @@ class DeltaWorld(nn.Module):
         # Batch-major sample expansion: row b*S + s is sample s of item b.
         kv = z.repeat_interleave(samples, dim=0)
         x = y_ctx[:, -1].repeat_interleave(samples, dim=0)
-        times = torch.cat([ctx_timestamps, target_timestamps], dim=1).to(y_ctx.dtype)
+        times = torch.cat([ctx_timestamps, target_timestamps], dim=1).to(y_ctx.device, torch.float32)
         times = times.repeat_interleave(samples, dim=0)[..., None]  # [B*S, C+K, 1]
         width = self.config.predictor.hidden_size
         features, tokens = [], []
         for step in range(steps):
             if self.config.use_bom:
-                q = step_queries(noise, step, batch, samples, width).to(y_ctx.dtype)
+                q = step_queries(noise, step, batch, samples, width).to(y_ctx)
             else:
                 q = self.q_embed.weight.expand(batch * samples, 1, width)
             known = ctx + step
@@ -208,8 +208,9 @@ class DeltaWorld(nn.Module):
         batch, frames = y.shape[:2]
         z = self.context_tokens(y, x_black, grid)  # [B, T, D]
         kv, target = z[:, :-1], z[:, 1:]
-        pos_k = timestamps[:, :-1, None].to(y.dtype)
-        pos_q = timestamps[:, 1:, None, None].to(y.dtype)  # [B, L, 1, 1]
+        timestamps = timestamps.to(y.device, torch.float32)
+        pos_k = timestamps[:, :-1, None]
+        pos_q = timestamps[:, 1:, None, None]  # [B, L, 1, 1]
         query_frame = torch.arange(1, frames, device=y.device)
         key_frame = torch.arange(0, frames - 1, device=y.device)
         width, targets = self.config.predictor.hidden_size, frames - 1

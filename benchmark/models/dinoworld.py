@@ -142,12 +142,12 @@ class DINOWorld(nn.Module):
             raise ValueError("DINO-world with best-of-many needs noise queries")
         width = self.config.predictor.hidden_size
         kv = y_ctx.reshape(batch, ctx * n, d).repeat_interleave(samples, dim=0)
-        pos_k = frame_positions(ctx_timestamps, grid).to(y_ctx.dtype).repeat_interleave(samples, dim=0)
-        pos_targets = frame_positions(target_timestamps, grid).to(y_ctx.dtype).repeat_interleave(samples, dim=0)
+        pos_k = frame_positions(ctx_timestamps.to(y_ctx.device), grid).repeat_interleave(samples, dim=0)
+        pos_targets = frame_positions(target_timestamps.to(y_ctx.device), grid).repeat_interleave(samples, dim=0)
         frames = []
         for step in range(steps):
             if self.config.use_bom:
-                q = step_queries(noise, step, batch, samples, width).to(y_ctx.dtype).expand(-1, n, -1)
+                q = step_queries(noise, step, batch, samples, width).to(y_ctx).expand(-1, n, -1)
             else:
                 q = self.q_embed.weight.expand(batch * samples, n, width)
             pos_q = pos_targets[:, step * n : (step + 1) * n]
@@ -180,8 +180,9 @@ class DINOWorld(nn.Module):
         batch, frames, n, d = y.shape
         targets, width = frames - 1, self.config.predictor.hidden_size
         kv = y[:, :-1].reshape(batch, targets * n, d)
-        pos_k = frame_positions(timestamps[:, :-1], grid).to(y.dtype)
-        pos_q = frame_positions(timestamps[:, 1:], grid).to(y.dtype).reshape(batch, targets, n, 3)
+        timestamps = timestamps.to(y.device)
+        pos_k = frame_positions(timestamps[:, :-1], grid)
+        pos_q = frame_positions(timestamps[:, 1:], grid).reshape(batch, targets, n, 3)
         query_frame = torch.arange(1, frames, device=y.device)
         key_frame = torch.arange(0, frames - 1, device=y.device).repeat_interleave(n)
         target = y[:, 1:]

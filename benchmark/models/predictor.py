@@ -231,7 +231,8 @@ def step_queries(
     """
     drawn = noise(step) if callable(noise) else noise[step]
     if drawn.numel() != batch * samples * width:
-        raise ValueError(f"noise for step {step} has shape {tuple(drawn.shape)}, expected [{batch}, {samples}, 1, {width}]")
+        expected = f"[{batch}, {samples}, 1, {width}]"
+        raise ValueError(f"noise for step {step} has shape {tuple(drawn.shape)}, expected {expected}")
     return drawn.reshape(batch * samples, 1, width)
 
 

@@ -17,19 +17,20 @@ from transformers.models.dinov3_vit.modeling_dinov3_vit import DINOv3ViTRopePosi
 
 
 def patch_rope_tables(
-    rope_embeddings: DINOv3ViTRopePositionEmbedding, grid: tuple[int, int]
+    rope_embeddings: DINOv3ViTRopePositionEmbedding, grid: tuple[int, int], dtype: torch.dtype = torch.float32
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """DINOv3's 2-D RoPE tables (cos, sin), each [h*w, head_dim], for a grid of patches.
 
     Theta 100, patch centres, rotate-half layout. In training mode the module applies
     DINOv3's log-uniform coordinate rescale, as the tokenizer was trained with it; in eval
-    mode the tables equal the backbone's.
+    mode the tables equal the backbone's. Angles are computed in fp32; the tables are
+    returned in ``dtype`` (that of the tokens they rotate).
     """
     h, w = grid
     patch = rope_embeddings.config.patch_size
     # The library computes tables from an image's shape only; an empty tensor of that
     # shape avoids materialising pixels we do not have (we start from features).
-    shape_only = torch.empty(1, 0, h * patch, w * patch, device=rope_embeddings.inv_freq.device)
+    shape_only = torch.empty(1, 0, h * patch, w * patch, device=rope_embeddings.inv_freq.device, dtype=dtype)
     return rope_embeddings(shape_only)
 
 
@@ -74,7 +75,9 @@ def rotate_axes(
     return torch.cat(parts, dim=-1)
 
 
-def grid_coordinates(grid: tuple[int, int], device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def grid_coordinates(
+    grid: tuple[int, int], device: torch.device | str | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """DINO-world's (w, h) token coordinates, each [h*w], row-major.
 
     ``linspace(-1, 1)`` includes the end points, unlike DINOv3's patch centres.

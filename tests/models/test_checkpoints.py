@@ -259,10 +259,15 @@ def test_head_weights_given_to_the_tokenizer_are_recognised():
     assert "looks like a KITTI depth head" in message
 
 
+def test_head_of_another_data_set_is_named_by_its_outputs():
+    message = error_of(SegHead(8, 124), saved_entries(SegHead(8, 19)), "vspw")
+    assert "looks like a Cityscapes segmentation head (e.g. key 'head.bias')" in message
+
+
 @pytest.mark.parametrize(
     "state, kind",
     [
-        ({"embeddings.patch_embeddings.weight": torch.zeros(1), "layer.0.norm1.weight": torch.zeros(1)}, "DINOv3 backbone"),
+        ({"embeddings.patch_embeddings.weight": torch.zeros(1), "layer.0.norm1.weight": torch.zeros(1)}, "DINOv3"),
         ({"model.layer.0.norm1.weight": torch.zeros(1)}, "DINOv3 backbone"),
         ({"bn.weight": torch.zeros(4), "head.weight": torch.zeros(124, 4, 1, 1)}, "VSPW segmentation head"),
         ({"bn.weight": torch.zeros(4), "head.weight": torch.zeros(7, 4, 1, 1)}, "task head with 7 outputs"),
@@ -401,8 +406,10 @@ def test_cached_hub_id_loads_offline(tmp_path):
 
 def test_saved_deltaworld_round_trips_with_its_config(tmp_path):
     source = tiny_world()
-    path = save_safetensors(source, tmp_path / "world.safetensors", {"model": "deltaworld", "config": source.config.to_dict()})
+    metadata = {"model": "deltaworld", "config": source.config.to_dict()}
+    path = save_safetensors(source, tmp_path / "world.safetensors", metadata)
     assert set(load_state_dict(path)) == {k for k in source.state_dict() if k.startswith("predictor.")}
+    assert read_safetensors_metadata(path) == metadata
     metadata = read_safetensors_metadata(path)
     assert metadata["model"] == "deltaworld"
     config = DeltaWorldConfig.from_dict(metadata["config"])

@@ -116,7 +116,8 @@ def test_tokenizer_built_on_meta_device_matches(fixture_a, tokenizer, data):
     with torch.device("meta"):
         fast = DeltaTok(DeltaTokConfig.from_fixture_config(fixture_a["config"]))
     load_into(fast, dict(fixture_a["state_dicts"]["deltatok_checkpoint"]), "deltatok").eval()
-    close(fast.rollout(data["y"], 2, data["black"], data["grid"]), tokenizer.rollout(data["y"], 2, data["black"], data["grid"]))
+    args = (data["y"], 2, data["black"], data["grid"])
+    close(fast.rollout(*args), tokenizer.rollout(*args))
 
 
 # -- DeltaWorld ----------------------------------------------------------------------------
@@ -132,7 +133,8 @@ def deltaworld_rollout(fixture_a, world, data, noise=None):
 
 
 def test_deltaworld_context_tokens(fixture_a, deltaworld, data):
-    close(deltaworld.context_tokens(data["y"], data["black"], data["grid"]), fixture_a["outputs"]["deltaworld"]["z_tokens"])
+    tokens = deltaworld.context_tokens(data["y"], data["black"], data["grid"])
+    close(tokens, fixture_a["outputs"]["deltaworld"]["z_tokens"])
 
 
 def test_deltaworld_rollout(fixture_a, deltaworld, data):
@@ -203,7 +205,9 @@ def test_dinoworld_grid_coordinates(fixture_a, data):
 def test_deterministic_models_refuse_several_samples(fixture_a, data):
     ctx, ts = data["ctx"], data["timestamps"]
     with pytest.raises(ValueError, match="num_samples must be 1"):
-        dinoworld(fixture_a, use_bom=False).rollout(data["y"][:, :ctx], ts[:, :ctx], ts[:, ctx:], data["grid"], num_samples=2)
+        dinoworld(fixture_a, use_bom=False).rollout(
+            data["y"][:, :ctx], ts[:, :ctx], ts[:, ctx:], data["grid"], num_samples=2
+        )
 
 
 # -- variants without fixture outputs: frame tokens, learned-query DeltaWorld ------------------
@@ -216,7 +220,8 @@ def test_frame_token_deltaworld_rolls_out(fixture_a, data):
     tokenizer = DeltaTok(config).eval()
     world = DeltaWorld(tokenizer, DeltaWorldConfig.from_fixture_config(fixture_a["config"])).eval()
     ctx, ts, (b, t, n, d) = data["ctx"], data["timestamps"], data["y"].shape
-    noise = torch.randn(t - ctx, b, 3, 1, world.config.predictor.hidden_size, generator=torch.Generator().manual_seed(1))
+    width = world.config.predictor.hidden_size
+    noise = torch.randn(t - ctx, b, 3, 1, width, generator=torch.Generator().manual_seed(1))
     preds = world.rollout(data["y"][:, :ctx], ts[:, :ctx], ts[:, ctx:], data["grid"], 3, noise * 0.5, data["black"])
     assert preds.shape == (b, 3, t - ctx, n, d) and torch.isfinite(preds).all()
     assert not torch.allclose(preds[:, 0], preds[:, 1])
@@ -277,7 +282,8 @@ def test_best_of_many_trains_the_best_candidate(fixture_a, deltaworld, data):
 @pytest.mark.parametrize("use_bom", [False, True])
 def test_dinoworld_training_loss_backpropagates(fixture_a, data, use_bom):
     model = dinoworld(fixture_a, use_bom).train()
-    loss = model.training_loss(data["y"], data["timestamps"], data["grid"], num_samples=2, generator=torch.Generator().manual_seed(0))
+    generator = torch.Generator().manual_seed(0)
+    loss = model.training_loss(data["y"], data["timestamps"], data["grid"], num_samples=2, generator=generator)
     loss.backward()
     assert loss.ndim == 0 and torch.isfinite(loss)
     assert model.predictor.head.weight.grad.abs().sum() > 0
@@ -291,7 +297,8 @@ def test_teacher_forcing_mask_is_causal(deltaworld, data):
 
     z = deltaworld.context_tokens(data["y"], data["black"], data["grid"])
     ts, frames = data["timestamps"], z.shape[1]
-    q = torch.randn(z.shape[0], frames - 1, deltaworld.config.predictor.hidden_size, generator=torch.Generator().manual_seed(0))
+    width = deltaworld.config.predictor.hidden_size
+    q = torch.randn(z.shape[0], frames - 1, width, generator=torch.Generator().manual_seed(0))
     mask = causal_mask(torch.arange(1, frames), torch.arange(0, frames - 1))
     with torch.no_grad():
         base = deltaworld.predictor(q, z[:, :-1], ts[:, 1:, None], ts[:, :-1, None], mask)
@@ -300,3 +307,20 @@ def test_teacher_forcing_mask_is_causal(deltaworld, data):
         changed = deltaworld.predictor(q, changed_kv, ts[:, 1:, None], ts[:, :-1, None], mask)
     assert torch.equal(changed[:, :-1], base[:, :-1])
     assert not torch.allclose(changed[:, -1], base[:, -1])
+
+
+def test_bf16_deltaworld_stays_near_the_fp32_reference(fixture_a, data):
+    # A module cast to bf16 runs end to end (RoPE tables follow the token dtype, positions
+    # stay fp32) and lands within bf16 rounding of the reference.
+    tokenizer = DeltaTok(DeltaTokConfig.from_fixture_config(fixture_a["config"]))
+    load_into(tokenizer, fixture_a["state_dicts"]["deltatok_checkpoint"], "deltatok")
+    world = DeltaWorld(tokenizer, DeltaWorldConfig.from_fixture_config(fixture_a["config"]))
+    world = load_into(world, fixture_a["state_dicts"]["deltaworld_checkpoint"], "deltaworld").to(torch.bfloat16)
+    ctx, ts, expected = data["ctx"], data["timestamps"], fixture_a["outputs"]["deltaworld"]
+    preds = world.eval().rollout(
+        data["y"][:, :ctx].bfloat16(), ts[:, :ctx], ts[:, ctx:], data["grid"], num_samples=expected["queries"].shape[2],
+        noise=expected["queries"], x_black=data["black"].bfloat16(),
+    )
+    assert preds.dtype == torch.bfloat16
+    error = (preds.float() - expected["preds"]).abs()
+    assert error.mean() < 0.01 and error.max() < 0.2
