@@ -1,0 +1,168 @@
+"""Cityscapes validation clips (19-class semantic segmentation), as the reference builds them.
+
+Layout under the root (the official ``leftImg8bit_sequence_trainvaltest.zip`` and
+``gtFine_trainvaltest.zip`` unpacked side by side)::
+
+    leftImg8bit_sequence/val/<city>/<city>_<seq>_<frame:06d>_leftImg8bit.png   30-frame snippets
+    gtFine/val/<city>/<city>_<seq>_<frame:06d>_gtFine_labelIds.png              the 20th frame of each
+
+One clip per fine label: frames f-18, f-15, ..., f (stride int(0.1875 s * 16 fps) = 3),
+only the last frame labelled. Clips follow the sorted label paths (the reference does
+not shuffle Cityscapes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from dfbench.data.base import SEG_IGNORE, Clip, DataProblem, EvalDataset
+from dfbench.data.checks import (
+    check_image,
+    clip_timestamps,
+    missing_dirs,
+    read_label_array,
+    read_rgb,
+    reject_unknown_options,
+)
+from dfbench.data.roots import resolve_root
+from dfbench.errors import DfbenchError
+from dfbench.protocol import resize_frames
+
+NUM_FRAMES = 7
+FPS = 16.0
+STRIDE = int(0.1875 * FPS)  # 3 frames = 0.1875 s, the DINO-world stride for Cityscapes
+LABEL_SUFFIX = "_gtFine_labelIds.png"
+FRAME_SUFFIX = "_leftImg8bit.png"
+
+# Cityscapes labelIds -> the 19 evaluation trainIds (cityscapesScripts' labels.py); all
+# other ids, including void and the rarely-labelled classes, become ignore.
+LABEL_ID_TO_TRAIN_ID: dict[int, int] = {
+    7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9,
+    23: 10, 24: 11, 25: 12, 26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18,
+}  # fmt: skip
+
+
+def train_id_lookup() -> np.ndarray:
+    """A 256-entry table mapping every uint8 labelId to its trainId (255 = ignore)."""
+    table = np.full(256, SEG_IGNORE, dtype=np.int64)
+    for label_id, train_id in LABEL_ID_TO_TRAIN_ID.items():
+        table[label_id] = train_id
+    return table
+
+
+def label_ids_to_train_ids(label_ids: np.ndarray) -> np.ndarray:
+    """labelIds [h, w] -> int64 trainIds [h, w]."""
+    return train_id_lookup()[label_ids.astype(np.int64)]
+
+
+@dataclass(frozen=True)
+class _Sample:
+    frame_paths: tuple[Path, ...]
+    frame_indices: tuple[int, ...]
+    label_path: Path
+
+
+class CityscapesDataset(EvalDataset):
+    """Cityscapes val: 500 clips of 7 frames at 16 fps, the last frame labelled with 19 classes.
+
+    Args:
+        root: folder holding ``leftImg8bit_sequence/`` and ``gtFine/``; None resolves it
+            from ``$CITYSCAPES_ROOT`` or the data config (see :mod:`dfbench.data.roots`).
+        frame_size: short side after the protocol resize.
+        split: "val" (the benchmark) or "train".
+        config_path: data config file to read instead of the default.
+    """
+
+    name: ClassVar[str] = "cityscapes"
+    tasks: ClassVar[dict[str, int]] = {"seg": 19}
+    fps: ClassVar[float] = FPS
+
+    def __init__(
+        self,
+        root: str | None = None,
+        frame_size: int = 512,
+        split: str = "val",
+        *,
+        config_path: str | None = None,
+        **options,
+    ):
+        reject_unknown_options(self.name, options)
+        if split not in ("val", "train"):
+            raise DfbenchError(f"cityscapes has no split '{split}' with sequences and fine labels; use 'val' or 'train'.")
+        self.root = resolve_root(self.name, root, config_path)
+        self.frame_size = frame_size
+        self.split = split
+        self._samples: dict[str, _Sample] | None = None
+
+    @property
+    def frames_dir(self) -> Path:
+        return self.root / "leftImg8bit_sequence" / self.split
+
+    @property
+    def labels_dir(self) -> Path:
+        return self.root / "gtFine" / self.split
+
+    def _layout(self) -> dict[str, str]:
+        return {
+            f"leftImg8bit_sequence/{self.split}": "the 30-frame snippets, leftImg8bit_sequence_trainvaltest.zip",
+            f"gtFine/{self.split}": "the fine labels, gtFine_trainvaltest.zip",
+        }
+
+    def _index(self) -> dict[str, _Sample]:
+        if self._samples is None:
+            problems = missing_dirs(self.root, self._layout())
+            if problems:
+                raise DfbenchError(
+                    f"cityscapes root {self.root} is not usable: missing {problems[0].expected}; "
+                    "run 'dfbench check-data --dataset cityscapes'."
+                )
+            self._samples = {}
+            # Sorted full paths, as the reference orders its clips.
+            for label_path in sorted(self.labels_dir.rglob(f"*{LABEL_SUFFIX}")):
+                city, sequence, frame = label_path.name[: -len(LABEL_SUFFIX)].split("_")
+                last = int(frame)
+                indices = tuple(range(last - (NUM_FRAMES - 1) * STRIDE, last + 1, STRIDE))
+                folder = self.frames_dir / label_path.parent.name
+                paths = tuple(folder / f"{city}_{sequence}_{i:06d}{FRAME_SUFFIX}" for i in indices)
+                sample_id = f"{label_path.parent.name}/{city}_{sequence}_{frame}"
+                self._samples[sample_id] = _Sample(paths, indices, label_path)
+        return self._samples
+
+    def sample_ids(self) -> list[str]:
+        """Clip ids ``<city>/<city>_<seq>_<frame>`` in sorted label order."""
+        return list(self._index())
+
+    def load(self, sample_id: str) -> Clip:
+        sample = self._index()[sample_id]
+        frames = np.stack([read_rgb(path) for path in sample.frame_paths])
+        train_ids = label_ids_to_train_ids(read_label_array(sample.label_path))
+        labels = torch.full((NUM_FRAMES, *train_ids.shape), SEG_IGNORE, dtype=torch.int64)
+        labels[-1] = torch.from_numpy(train_ids)
+        return Clip(
+            sample_id=sample_id,
+            frames=resize_frames(frames, self.frame_size),
+            timestamps=clip_timestamps(sample.frame_indices, self.fps),
+            labels={"seg": labels},
+        )
+
+    def check(self, deep: bool = False) -> list[DataProblem]:
+        """Layout, then every frame and label of every clip (header and tail; ``deep`` decodes)."""
+        problems = missing_dirs(self.root, self._layout())
+        if problems:
+            return problems
+        samples = self._index()
+        if not samples:
+            return [DataProblem(str(self.labels_dir), f"<city>/*{LABEL_SUFFIX} fine label files")]
+        for sample_id, sample in samples.items():
+            for position, path in enumerate(sample.frame_paths):
+                expected = f"frame {position + 1} of {NUM_FRAMES} (f-18..f step 3) of clip {sample_id}"
+                if problem := check_image(path, expected, deep=deep):
+                    problems.append(problem)
+            if problem := check_image(sample.label_path, f"labelIds PNG of clip {sample_id}", modes=("L",), deep=deep):
+                problems.append(problem)
+        return problems

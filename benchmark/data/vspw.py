@@ -1,0 +1,180 @@
+"""VSPW validation clips (124-class video semantic segmentation), as the reference builds them.
+
+Layout under the root (``VSPW_480p`` as released, or its parent folder)::
+
+    val.txt                         one video folder name a line
+    data/<video>/origin/<name>.jpg  frames
+    data/<video>/mask/<name>.png    palette PNGs, 0 = unlabelled, 1..124 = classes, 255 = ignore
+
+Within each video the frames are sorted by name (macOS ``._`` resource files left out)
+and numbered by position. Every 20th position (19, 39, 59, ...) ends one clip of
+positions end-18, end-15, ..., end (stride int(0.2 s * 15 fps) = 3); clips that would
+start before position 0 are dropped. Every frame is labelled with mask - 1, values
+outside 0..123 becoming 255. Timestamps are position / 15. Clips are shuffled with
+``random.Random(0)`` like the reference.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from dfbench.data.base import SEG_IGNORE, Clip, DataProblem, EvalDataset
+from dfbench.data.checks import (
+    check_image,
+    clip_timestamps,
+    missing_dirs,
+    read_label_array,
+    read_rgb,
+    reject_unknown_options,
+)
+from dfbench.data.roots import resolve_root
+from dfbench.errors import DfbenchError
+from dfbench.protocol import resize_frames
+
+NUM_FRAMES = 7
+FPS = 15.0
+STRIDE = int(0.2 * FPS)  # 3 positions = 0.2 s
+EVAL_INTERVAL = 20  # every 20th frame ends a clip (DINO-world's VSPW protocol)
+NUM_CLASSES = 124
+MASK_MODES = ("P", "L")
+RELEASE_FOLDER = "VSPW_480p"
+
+
+def mask_to_labels(mask: np.ndarray) -> np.ndarray:
+    """VSPW mask values -> int64 class labels: value - 1, anything outside 0..123 -> 255."""
+    labels = mask.astype(np.int64) - 1
+    labels[(labels < 0) | (labels >= NUM_CLASSES)] = SEG_IGNORE
+    return labels
+
+
+def sorted_frames(origin: Path) -> list[Path]:
+    """A video's frames in the reference's order: sorted paths, ``._`` files left out."""
+    return sorted(path for path in origin.glob("*.jpg") if not path.name.startswith("._"))
+
+
+def clip_end_positions(num_frames: int) -> list[int]:
+    """End positions of the clips of a video with ``num_frames`` frames."""
+    first_start = (NUM_FRAMES - 1) * STRIDE
+    return [end for end in range(EVAL_INTERVAL - 1, num_frames, EVAL_INTERVAL) if end >= first_start]
+
+
+@dataclass(frozen=True)
+class _Sample:
+    frame_paths: tuple[Path, ...]
+    mask_paths: tuple[Path, ...]
+    positions: tuple[int, ...]
+
+
+class VspwDataset(EvalDataset):
+    """VSPW val: 7-frame clips at 15 fps, every frame labelled with 124 classes.
+
+    Args:
+        root: the ``VSPW_480p`` folder (or its parent); None resolves it from
+            ``$VSPW_ROOT`` or the data config.
+        frame_size: short side after the protocol resize.
+        split: the video list to read, ``<split>.txt`` ("val" for the benchmark).
+        config_path: data config file to read instead of the default.
+    """
+
+    name: ClassVar[str] = "vspw"
+    tasks: ClassVar[dict[str, int]] = {"seg": NUM_CLASSES}
+    fps: ClassVar[float] = FPS
+
+    def __init__(
+        self,
+        root: str | None = None,
+        frame_size: int = 512,
+        split: str = "val",
+        *,
+        config_path: str | None = None,
+        **options,
+    ):
+        reject_unknown_options(self.name, options)
+        if split not in ("val", "train", "test"):
+            raise DfbenchError(f"vspw has no split '{split}'; use 'val', 'train' or 'test'.")
+        root = resolve_root(self.name, root, config_path)
+        # Accept the folder that holds the unpacked release as well as the release itself.
+        if not (root / f"{split}.txt").exists() and (root / RELEASE_FOLDER / f"{split}.txt").exists():
+            root = root / RELEASE_FOLDER
+        self.root = root
+        self.frame_size = frame_size
+        self.split = split
+        self._samples: dict[str, _Sample] | None = None
+        self._videos: list[str] | None = None
+
+    @property
+    def list_file(self) -> Path:
+        return self.root / f"{self.split}.txt"
+
+    def videos(self) -> list[str]:
+        """Video folder names of the split, in the order of the list file."""
+        if self._videos is None:
+            if not self.list_file.is_file():
+                raise DfbenchError(
+                    f"vspw list {self.list_file} does not exist; point --data-root at VSPW_480p "
+                    "(it holds data/ and val.txt)."
+                )
+            self._videos = [line.strip() for line in self.list_file.read_text().splitlines() if line.strip()]
+        return self._videos
+
+    def _index(self) -> dict[str, _Sample]:
+        if self._samples is None:
+            data = self.root / "data"
+            if not data.is_dir():
+                raise DfbenchError(f"vspw root {self.root} has no data/ folder; point --data-root at VSPW_480p.")
+            samples: list[tuple[str, _Sample]] = []
+            for video in self.videos():
+                frames = sorted_frames(data / video / "origin")
+                for end in clip_end_positions(len(frames)):
+                    positions = tuple(range(end - (NUM_FRAMES - 1) * STRIDE, end + 1, STRIDE))
+                    chosen = tuple(frames[p] for p in positions)
+                    masks = tuple(data / video / "mask" / path.name.replace(".jpg", ".png") for path in chosen)
+                    samples.append((f"{video}/{frames[end].stem}", _Sample(chosen, masks, positions)))
+            random.Random(0).shuffle(samples)  # the reference's fixed shuffle of the clip list
+            self._samples = dict(samples)
+        return self._samples
+
+    def sample_ids(self) -> list[str]:
+        """Clip ids ``<video>/<name of the last frame>`` in the reference's shuffled order."""
+        return list(self._index())
+
+    def load(self, sample_id: str) -> Clip:
+        sample = self._index()[sample_id]
+        frames = np.stack([read_rgb(path) for path in sample.frame_paths])
+        labels = np.stack([mask_to_labels(read_label_array(path)) for path in sample.mask_paths])
+        return Clip(
+            sample_id=sample_id,
+            frames=resize_frames(frames, self.frame_size),
+            timestamps=clip_timestamps(sample.positions, self.fps),
+            labels={"seg": torch.from_numpy(labels)},
+        )
+
+    def check(self, deep: bool = False) -> list[DataProblem]:
+        """Layout, every listed video's folders, then the 7 frames and 7 masks of every clip."""
+        problems = missing_dirs(self.root, {"data": "data/<video>/origin and mask folders"})
+        if not self.list_file.is_file():
+            problems.append(DataProblem(str(self.list_file), f"the {self.split} video list ({self.split}.txt)"))
+        if problems:
+            return problems
+        for video in self.videos():
+            for kind, what in (("origin", "the video's JPEG frames"), ("mask", "the video's PNG masks")):
+                folder = self.root / "data" / video / kind
+                if not folder.is_dir():
+                    problems.append(DataProblem(str(folder), f"folder {kind}/ of listed video {video} ({what})"))
+        samples = self._index()
+        if not samples and not problems:
+            problems.append(DataProblem(str(self.root / "data"), f"videos of {self.split}.txt with at least 20 frames"))
+        for sample_id, sample in samples.items():
+            for position, (frame, mask) in enumerate(zip(sample.frame_paths, sample.mask_paths)):
+                where = f"{position + 1} of {NUM_FRAMES} (end-18..end step 3) of clip {sample_id}"
+                if problem := check_image(frame, f"frame {where}", deep=deep):
+                    problems.append(problem)
+                if problem := check_image(mask, f"mask {where}", modes=MASK_MODES, deep=deep):
+                    problems.append(problem)
+        return problems

@@ -1,0 +1,167 @@
+"""Data roots, file checks, ensure_data_ok, the check-data command, the clip loader, configs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from click.testing import CliRunner
+from PIL import Image
+from trees import photo_like, write_png
+
+import dfbench.configs
+from dfbench.cli_data import check_data
+from dfbench.data import cityscapes, kitti, vspw
+from dfbench.data.base import DataProblem
+from dfbench.data.checks import check_dataset, check_image, ensure_data_ok, error_message
+from dfbench.data.loader import clip_loader
+from dfbench.data.roots import resolve_root, resolve_root_with_source
+from dfbench.errors import DfbenchError
+from dfbench.registry import get_dataset_class
+
+
+@pytest.fixture
+def clean_env(monkeypatch, tmp_path):
+    for variable in ("CITYSCAPES_ROOT", "KITTI_ROOT", "VSPW_ROOT"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    return tmp_path / "config" / "dfbench" / "data.yaml"
+
+
+# ------------------------------------------------------------------------------------ roots
+
+
+def test_flag_wins_over_environment_which_wins_over_config(clean_env, monkeypatch, tmp_path):
+    clean_env.parent.mkdir(parents=True)
+    clean_env.write_text("kitti: relative/kitti\nvspw: /data/VSPW_480p\n")
+    assert resolve_root_with_source("kitti") == (clean_env.parent / "relative" / "kitti", f"{clean_env} (kitti)")
+    monkeypatch.setenv("KITTI_ROOT", str(tmp_path / "from-env"))
+    assert resolve_root_with_source("kitti") == (tmp_path / "from-env", "$KITTI_ROOT")
+    assert resolve_root("kitti", str(tmp_path / "flag")) == tmp_path / "flag"
+    assert resolve_root("vspw") == Path("/data/VSPW_480p")
+
+
+def test_no_root_anywhere_says_which_flag_and_variable_to_set(clean_env):
+    with pytest.raises(DfbenchError, match=r"no data root for cityscapes: pass --data-root DIR, set \$CITYSCAPES_ROOT"):
+        resolve_root("cityscapes")
+
+
+def test_an_explicit_config_must_exist_and_parse(clean_env, tmp_path):
+    with pytest.raises(DfbenchError, match="does not exist"):
+        resolve_root("vspw", config_path=tmp_path / "absent.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("vspw: [unclosed\n")
+    with pytest.raises(DfbenchError, match="cannot read the data config"):
+        resolve_root("vspw", config_path=broken)
+    listed = tmp_path / "list.yaml"
+    listed.write_text("- /data\n")
+    with pytest.raises(DfbenchError, match="must map data set names"):
+        resolve_root("vspw", config_path=listed)
+    good = tmp_path / "good.yaml"
+    good.write_text("vspw: /data/vspw\n")
+    assert resolve_root("vspw", config_path=good) == Path("/data/vspw")
+
+
+def test_data_sets_resolve_their_root_from_the_environment(clean_env, monkeypatch, cityscapes_tree):
+    root, ids = cityscapes_tree
+    monkeypatch.setenv("CITYSCAPES_ROOT", str(root))
+    assert cityscapes.CityscapesDataset().sample_ids() == ids
+
+
+# ----------------------------------------------------------------------------- image checks
+
+
+def test_check_image_cheap_and_deep(tmp_path):
+    good = write_png(tmp_path / "good.png", photo_like(64, 96, "x"))
+    assert check_image(good, "frame") is None and check_image(good, "frame", deep=True) is None
+    assert check_image(tmp_path / "absent.png", "frame") == DataProblem(str(tmp_path / "absent.png"), "missing frame")
+    garbage = tmp_path / "garbage.png"
+    garbage.write_bytes(b"not an image at all")
+    assert "a readable frame" in check_image(garbage, "frame").expected
+    jpeg = tmp_path / "cut.jpg"
+    Image.fromarray(photo_like(64, 96, "y")).save(jpeg)
+    jpeg.write_bytes(jpeg.read_bytes()[:-100])
+    assert "truncated" in check_image(jpeg, "frame").expected
+    # Damage inside the compressed pixel data, end marker intact: only a full decode sees it.
+    data = bytearray(good.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 64] = bytes(64)
+    damaged = tmp_path / "damaged.png"
+    damaged.write_bytes(bytes(data))
+    assert check_image(damaged, "frame") is None
+    assert "a readable frame" in check_image(damaged, "frame", deep=True).expected
+
+
+def test_error_message_names_the_first_problems_and_the_count():
+    problems = [DataProblem(f"/data/kitti/{i:010d}.png", f"missing frame {i}") for i in range(5)]
+    message = error_message("kitti", "/data/kitti", problems)
+    assert message.startswith("kitti: 5 problems in /data/kitti: missing frame 0: /data/kitti/0000000000.png; ")
+    assert "missing frame 2" in message and "missing frame 3" not in message and "... and 2 more" in message
+    assert "--data-root" in message and "\n" not in message
+
+
+def test_ensure_data_ok_raises_on_problems_and_passes_a_good_tree(tmp_path, vspw_tree):
+    ensure_data_ok("vspw", vspw_tree)
+    ensure_data_ok(vspw.VspwDataset(str(vspw_tree)), deep=True)
+    assert check_dataset("vspw", vspw_tree) == []
+    with pytest.raises(DfbenchError, match=r"^vspw: 2 problems in .*: an existing data root folder"):
+        ensure_data_ok("vspw", tmp_path / "absent")
+
+
+# -------------------------------------------------------------------------- check-data CLI
+
+
+def test_check_data_command_exit_codes(cityscapes_tree, tmp_path):
+    root, _ = cityscapes_tree
+    runner = CliRunner()
+    ok = runner.invoke(check_data, ["--dataset", "cityscapes", "--data-root", str(root)])
+    assert ok.exit_code == 0, ok.output
+    assert "cityscapes is ready" in ok.output
+    (tmp_path / "gtFine" / "val").mkdir(parents=True)
+    bad = runner.invoke(check_data, ["--dataset", "cityscapes", "--data-root", str(tmp_path), "--deep"])
+    assert bad.exit_code == 2
+    error_lines = [line for line in bad.stderr.splitlines() if line.startswith("Error:")]
+    assert len(error_lines) == 1 and "cityscapes: 1 problem in" in error_lines[0]
+    usage = runner.invoke(check_data, ["--dataset", "vspw", "--data-root", str(root), "--split-file", "x.txt"])
+    assert usage.exit_code == 2 and "kitti only" in usage.output
+
+
+def test_check_data_for_kitti_reads_the_split_file(kitti_tree, tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(check_data, ["--dataset", "kitti", "--data-root", str(kitti_tree), "--split-file", str(tmp_path / "none.txt")])
+    assert result.exit_code == 2 and "--split-file" in result.stderr
+
+
+# ---------------------------------------------------------------------------- clip loader
+
+
+def test_loader_order_and_content_do_not_depend_on_workers(vspw_tree):
+    dataset = vspw.VspwDataset(str(vspw_tree), frame_size=16)
+    serial = [clip for batch in clip_loader(dataset, num_workers=0) for clip in batch]
+    assert [clip.sample_id for clip in serial] == dataset.sample_ids()
+    batches = list(clip_loader(dataset, num_workers=2, batch_size=2, prefetch_factor=1))
+    assert [len(batch) for batch in batches] == [2, 2, 1]
+    parallel = [clip for batch in batches for clip in batch]
+    for a, b in zip(serial, parallel, strict=True):
+        assert a.sample_id == b.sample_id
+        assert torch.equal(a.frames, b.frames) and torch.equal(a.labels["seg"], b.labels["seg"])
+        assert torch.equal(a.timestamps, b.timestamps)
+    subset = dataset.sample_ids()[3:0:-1]
+    assert [c.sample_id for b in clip_loader(dataset, num_workers=0, sample_ids=subset) for c in b] == subset
+
+
+# ---------------------------------------------------------------------------- configs, registry
+
+
+@pytest.mark.parametrize(
+    "name,module,cls",
+    [("cityscapes", cityscapes, cityscapes.CityscapesDataset), ("kitti", kitti, kitti.KittiDataset), ("vspw", vspw, vspw.VspwDataset)],
+)
+def test_yaml_protocol_matches_the_loader(name, module, cls):
+    config = yaml.safe_load((Path(dfbench.configs.__file__).parent / "datasets" / f"{name}.yaml").read_text())
+    assert get_dataset_class(name) is cls and cls.name == config["name"] == name
+    assert cls.tasks == {config["task"]: config["num_classes"]}
+    assert (cls.fps, module.NUM_FRAMES, module.STRIDE) == (config["fps"], config["num_frames"], config["stride_frames"])
+    assert config["root"]["env"] == f"{name.upper()}_ROOT" and isinstance(config["version"], str)
