@@ -16,9 +16,16 @@ def training_clips(dataset: str, root: str | None, frame_size: int, limit: int |
         cls = get_dataset_class(dataset)
         train = cls(root=root, frame_size=frame_size, split="train", num_clips=limit)
         return [train.load(sid) for sid in train.sample_ids()]
-    from dfbench.data.train_frames import train_clips
+    import torch
 
-    return list(train_clips(dataset, root, frame_size, limit=limit))
+    from dfbench.data.base import Clip
+    from dfbench.data.train_frames import iter_train_frames
+
+    # A labelled training frame is a one-frame clip to the head trainer.
+    return [
+        Clip(f.sample_id, f.frame[None], torch.zeros(1), {f.task: f.label[None]})
+        for f in iter_train_frames(dataset, root, frame_size, limit=limit)
+    ]
 
 
 @click.command("train-head")

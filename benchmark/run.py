@@ -78,10 +78,11 @@ def sha256_of(source: str) -> str:
 def build_dataset(name: str, root: str | None, frame_size: int, options: dict[str, Any]):
     cls = get_dataset_class(name)
     dataset = cls(root=root, frame_size=frame_size, **options)
-    problems = dataset.check()
+    problems = dataset.check()  # before any model runs: a broken tree fails now, not at clip 300
     if problems:
-        first = "; ".join(f"{p.path}: expected {p.expected}" for p in problems[:3])
-        raise DfbenchError(f"{name}: {len(problems)} problem(s) in the data: {first}. Fix the tree or pass --data-root.")
+        from dfbench.data.checks import error_message
+
+        raise DfbenchError(error_message(name, getattr(dataset, "root", root), problems))
     return dataset
 
 
