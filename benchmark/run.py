@@ -49,6 +49,13 @@ class RunOptions:
     progress: bool = True
 
 
+def quiet_weight_loading() -> None:
+    """transformers' per-load progress bars would break the one-line error contract on stderr."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
 def resolve_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise DfbenchError(f"device '{name}' requested but CUDA is not available; pass --device cpu.")
@@ -103,6 +110,7 @@ def run(options: RunOptions, feature_cache: FeatureCache | None = None, console=
     device = resolve_device(options.device)
 
     fs_name = options.feature_space or DEFAULT_FEATURE_SPACE.get(options.dataset, PAPER_FEATURE_SPACE)
+    quiet_weight_loading()
     feature_space = load_feature_space(fs_name, options.feature_space_path, device=str(device))
     dataset = build_dataset(options.dataset, options.data_root, feature_space.frame_size, options.dataset_options)
     model = model_cls(feature_space, checkpoint=options.checkpoint).to(device)
