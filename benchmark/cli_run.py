@@ -30,6 +30,8 @@ def parse_heads(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--horizons", default="short,mid", show_default=True, help="Comma-separated horizons.")
 @click.option("--batch-size", type=int, default=1, show_default=True, help="Clips per forward pass.")
 @click.option("--device", default="cpu", show_default=True)
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
+              help="auto: bf16 autocast on CUDA as the reference evaluates, fp32 on the CPU.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--limit", type=int, default=None, help="Evaluate only the first N clips.")
 @click.option("--output-dir", default="results", show_default=True)
@@ -55,6 +57,7 @@ def run_command(**kw) -> None:
         output_dir=kw["output_dir"],
         heads=parse_heads(kw["heads"]),
         dataset_options=dataset_options,
+        precision=kw["precision"],
         progress=not kw["no_progress"],
     )
     path = run(options)

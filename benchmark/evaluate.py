@@ -64,6 +64,7 @@ class Evaluator:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     feature_cache: FeatureCache | None = None
     cache_key: tuple[str, ...] = ()
+    autocast_dtype: torch.dtype | None = None
 
     def windows(self) -> list[Window]:
         chosen = {h: self.protocol.horizons[h] for h in self.horizons}
@@ -111,7 +112,8 @@ class Evaluator:
                 generators=generators,
                 future_features=features[:, tgt] if self.model.oracle else None,
             )
-            forecast = self.model.predict(context, timestamps[:, tgt], self.num_samples)
+            with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
+                forecast = self.model.predict(context, timestamps[:, tgt], self.num_samples)
             preds = self._checked(forecast.features, features.shape, len(tgt))
             scored = score_rollouts(preds.float(), features[:, tgt], self.model.stochastic, self.protocol.loss_beta)
             for stat, chosen in scored.items():

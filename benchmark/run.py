@@ -46,6 +46,7 @@ class RunOptions:
     heads: dict[str, str] = field(default_factory=dict)
     protocol: str = "dinoworld"
     dataset_options: dict[str, Any] = field(default_factory=dict)
+    precision: str = "auto"
     progress: bool = True
 
 
@@ -54,6 +55,17 @@ def quiet_weight_loading() -> None:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
+    """bf16 autocast on GPUs (the reference evaluates with Lightning's "bf16-mixed"), fp32 elsewhere."""
+    if precision not in ("auto", "fp32", "bf16"):
+        raise DfbenchError(f"unknown precision '{precision}'; choose auto, fp32 or bf16.")
+    if precision == "bf16" and device.type != "cuda":
+        raise DfbenchError("bf16 needs a CUDA device; pass --precision fp32 (or auto) on the CPU.")
+    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
+        return torch.bfloat16
+    return None
 
 
 def resolve_device(name: str) -> torch.device:
@@ -108,10 +120,11 @@ def run(options: RunOptions, feature_cache: FeatureCache | None = None, console=
     out_dir = Path(options.output_dir) / options.dataset
     check_writable(out_dir)
     device = resolve_device(options.device)
+    dtype = resolve_precision(options.precision, device)
 
     fs_name = options.feature_space or DEFAULT_FEATURE_SPACE.get(options.dataset, PAPER_FEATURE_SPACE)
     quiet_weight_loading()
-    feature_space = load_feature_space(fs_name, options.feature_space_path, device=str(device))
+    feature_space = load_feature_space(fs_name, options.feature_space_path, device=str(device), dtype=dtype)
     dataset = build_dataset(options.dataset, options.data_root, feature_space.frame_size, options.dataset_options)
     model = model_cls(feature_space, checkpoint=options.checkpoint).to(device)
     heads = load_heads(fs_name, feature_space.dim, dataset_cls.name, dataset_cls.tasks, options.heads)
@@ -132,6 +145,7 @@ def run(options: RunOptions, feature_cache: FeatureCache | None = None, console=
         "horizons": list(options.horizons),
         "checkpoint": options.checkpoint,
         "heads": head_sources,
+        "precision": "bf16" if dtype is not None else "fp32",
     }
     log = RecordLog(out_dir / f"{options.model}.records.jsonl", header)
     todo = [sid for sid in sample_ids if not log.done(sid)]
@@ -146,7 +160,8 @@ def run(options: RunOptions, feature_cache: FeatureCache | None = None, console=
         seed=options.seed,
         device=device,
         feature_cache=feature_cache,
-        cache_key=(options.dataset, fs_name, protocol.version, str(feature_space.frame_size)),
+        cache_key=(options.dataset, fs_name, protocol.version, str(feature_space.frame_size), str(dtype)),
+        autocast_dtype=dtype,
     )
     columns = [TextColumn(f"{options.model} on {options.dataset}"), BarColumn(), MofNCompleteColumn()]
     with Progress(*columns, TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=not options.progress) as bar:
@@ -187,6 +202,7 @@ def run(options: RunOptions, feature_cache: FeatureCache | None = None, console=
             "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
             "host": platform.node(),
             "batch_size": options.batch_size,
+            "precision": "bf16" if dtype is not None else "fp32",
             "wall_time_s": round(time.perf_counter() - started, 3),
         },
     }
