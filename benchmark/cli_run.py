@@ -35,6 +35,7 @@ def parse_heads(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--limit", type=int, default=None, help="Evaluate only the first N clips.")
 @click.option("--output-dir", default="results", show_default=True)
+@click.option("--feature-cache", default=None, help="Folder to keep backbone features in, shared across runs and models.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 def run_command(**kw) -> None:
     """Evaluate one model on one data set and write <output-dir>/<dataset>/<model>.json."""
@@ -58,6 +59,7 @@ def run_command(**kw) -> None:
         heads=parse_heads(kw["heads"]),
         dataset_options=dataset_options,
         precision=kw["precision"],
+        feature_cache_dir=kw["feature_cache"],
         progress=not kw["no_progress"],
     )
     path = run(options)

@@ -33,13 +33,14 @@ def demo_models() -> list[str]:
 @click.option("--batch-size", type=int, default=8, show_default=True)
 def demo_command(output_dir: str, num_samples: int | None, limit: int | None, device: str, batch_size: int) -> None:
     """Evaluate every built-in model on the synthetic benchmark and show the table."""
+    from dfbench.feature_cache import FeatureCache
     from dfbench.figure import save_demo_figure
     from dfbench.run import RunOptions, run
     from dfbench.tables import build_main_table, render_main_table, save_main_table
 
     console = Console()
     started = time.perf_counter()
-    cache: dict = {}
+    cache = FeatureCache()
     for model in demo_models():
         options = RunOptions(
             model=model,

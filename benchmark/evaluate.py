@@ -14,6 +14,7 @@ from dfbench.adapters.base import Context, WorldModel
 from dfbench.config import Protocol
 from dfbench.data.base import SEG_IGNORE, Clip
 from dfbench.errors import DfbenchError
+from dfbench.feature_cache import FeatureCache
 from dfbench.features.base import FeatureSpace
 from dfbench.heads.linear import features_to_map
 from dfbench.metrics import confusion_counts, squared_error_sum
@@ -46,8 +47,6 @@ class EncodedClip:
     def frame_size(self) -> tuple[int, int]:
         return tuple(self.clip.frames.shape[-2:])
 
-
-FeatureCache = dict[tuple[str, ...], torch.Tensor]
 
 
 @dataclass
@@ -85,7 +84,8 @@ class Evaluator:
             flat = crops.reshape(-1, *crops.shape[-3:]).to(self.device)
             features = self.feature_space.encode(flat).float().reshape(*crops.shape[:2], grid[0] * grid[1], -1)
             if self.feature_cache is not None:
-                self.feature_cache[key] = features
+                self.feature_cache.put(key, features)
+        features = features.to(self.device)
         height, width = clip.frames.shape[-2:]
         halves = {task: label_halves(labels, height, width) for task, labels in clip.labels.items()}
         return EncodedClip(clip, crops, features, halves, grid)

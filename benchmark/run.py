@@ -15,7 +15,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 import dfbench
 from dfbench.config import load_protocol
 from dfbench.errors import DfbenchError
-from dfbench.evaluate import Evaluator, FeatureCache, run_evaluation
+from dfbench.evaluate import Evaluator, run_evaluation
+from dfbench.feature_cache import FeatureCache
 from dfbench.features import load_feature_space
 from dfbench.heads.catalog import head_source, load_heads
 from dfbench.registry import get_dataset_class, get_model_class
@@ -47,6 +48,7 @@ class RunOptions:
     protocol: str = "dinoworld"
     dataset_options: dict[str, Any] = field(default_factory=dict)
     precision: str = "auto"
+    feature_cache_dir: str | None = None
     progress: bool = True
 
 
@@ -108,6 +110,8 @@ def build_dataset(name: str, root: str | None, frame_size: int, options: dict[st
 def run(options: RunOptions, feature_cache: FeatureCache | None = None, console=None) -> Path:
     """Runs the evaluation and writes ``<output_dir>/<dataset>/<model>.json``."""
     started = time.perf_counter()
+    if feature_cache is None and options.feature_cache_dir:
+        feature_cache = FeatureCache(options.feature_cache_dir)
     protocol = load_protocol(options.protocol)
     num_samples = options.num_samples or protocol.default_num_samples
     if num_samples < 1:

@@ -154,3 +154,15 @@ def test_missing_data_root_names_the_fix(dfbench_cli, tmp_path, monkeypatch):
                          "--data-root", str(tmp_path / "nowhere"), "--output-dir", str(tmp_path / "out"))
     assert result.code == 2 and "nowhere" in result.err and len(result.err.strip().splitlines()) == 1
     assert not (tmp_path / "out" / "kitti" / "copy-last.json").exists()
+
+
+def test_disk_feature_cache_gives_the_same_numbers(dfbench_cli, tmp_path):
+    args = ["run", "--model", "present", "--dataset", "synthetic", "--limit", "3", "--no-progress"]
+    assert dfbench_cli(*args, "--output-dir", str(tmp_path / "plain")).code == 0
+    cache = tmp_path / "cache"
+    assert dfbench_cli(*args, "--output-dir", str(tmp_path / "cold"), "--feature-cache", str(cache)).code == 0
+    assert len(list(cache.rglob("*.safetensors"))) == 3
+    assert dfbench_cli(*args, "--output-dir", str(tmp_path / "warm"), "--feature-cache", str(cache)).code == 0
+    plain = _metrics(tmp_path / "plain" / "synthetic" / "present.json")
+    assert _metrics(tmp_path / "cold" / "synthetic" / "present.json") == plain
+    assert _metrics(tmp_path / "warm" / "synthetic" / "present.json") == plain
