@@ -17,7 +17,7 @@ from dfbench.errors import DfbenchError
 from dfbench.feature_cache import FeatureCache
 from dfbench.features.base import FeatureSpace
 from dfbench.heads.linear import features_to_map
-from dfbench.metrics import confusion_counts, squared_error_sum
+from dfbench.metrics import step_confusions, step_squared_errors
 from dfbench.protocol import Window, align_to_labels, label_halves, square_crops, windows
 from dfbench.results import encode_confusion, stat_key
 from dfbench.scoring import score_rollouts
@@ -142,28 +142,30 @@ class Evaluator:
             outputs = outputs.reshape(len(rows), steps, *outputs.shape[1:])
             for row, (i, r) in enumerate(rows):
                 clip = clips[i]
-                half = clip.halves[task][r]
-                aligned = align_to_labels(outputs[row], r, tuple(half.shape[-2:]), *clip.frame_size)
-                for step, frame in enumerate(window.targets):
-                    key = stat_key(task, window.horizon_name, step, stat)
-                    self._add(stats[i], key, task, aligned[step : step + 1], half[frame])
+                labels = clip.halves[task][r][list(window.targets)].to(outputs.device)
+                aligned = align_to_labels(outputs[row], r, tuple(labels.shape[-2:]), *clip.frame_size)
+                self._add(stats[i], task, window.horizon_name, stat, aligned, labels)
 
     @staticmethod
-    def _add(stats: dict[str, Any], key: str, task: str, output: torch.Tensor, label: torch.Tensor) -> None:
+    def _add(stats: dict[str, Any], task: str, horizon: str, stat: str, outputs: torch.Tensor, labels: torch.Tensor) -> None:
+        """Adds one crop's per-step statistics ([K, C, h, w] outputs vs [K, h, w] labels)."""
         # As the reference: a step whose label has no valid pixel is not a metric update,
         # so a metric that never saw one (Cityscapes' unlabelled frames) does not exist.
-        if not (label != SEG_IGNORE).any() if task == "seg" else not (label > 0).any():
-            return
-        label = label.to(output.device)
         if task == "seg":
-            confusion = confusion_counts(output, label[None], output.shape[1]).cpu()
-            prior = stats.get(key)
-            stats[key] = {"confusion": confusion if prior is None else prior["confusion"] + confusion}
+            has_labels = (labels != SEG_IGNORE).flatten(1).any(dim=1).tolist()
+            confusions = step_confusions(outputs, labels).cpu()
+            for step, present in enumerate(has_labels):
+                if present:
+                    key = stat_key(task, horizon, step, stat)
+                    prior = stats.get(key)
+                    stats[key] = {"confusion": confusions[step] if prior is None else prior["confusion"] + confusions[step]}
         else:
-            sse, count = squared_error_sum(output[:, 0], label[None])
-            prior = stats.setdefault(key, {"sse": 0.0, "count": 0})
-            prior["sse"] += sse
-            prior["count"] += count
+            sse, count = step_squared_errors(outputs, labels)
+            for step, (s, c) in enumerate(zip(sse.tolist(), count.tolist())):
+                if c:
+                    prior = stats.setdefault(stat_key(task, horizon, step, stat), {"sse": 0.0, "count": 0})
+                    prior["sse"] += s
+                    prior["count"] += c
 
 
 def finalize_stats(record: dict[str, Any]) -> dict[str, Any]:

@@ -24,6 +24,29 @@ def confusion_counts(logits: torch.Tensor, target: torch.Tensor, num_classes: in
     ).long()
 
 
+def step_confusions(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """One confusion matrix per step, [K, C, C], of logits [K, C, h, w] vs labels [K, h, w].
+
+    The same counts as :func:`confusion_counts` step by step, in one bincount: the
+    evaluation makes thousands of these small updates, and torchmetrics' per-call
+    argument formatting would dominate the run time.
+    """
+    steps, classes = logits.shape[:2]
+    pred = logits.argmax(dim=1)
+    valid = target != SEG_IGNORE
+    step = torch.arange(steps, device=target.device).view(-1, 1, 1).expand_as(target)
+    index = (step * classes + target) * classes + pred
+    counts = torch.bincount(index[valid], minlength=steps * classes * classes)
+    return counts.reshape(steps, classes, classes)
+
+
+def step_squared_errors(depth: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-step sums of squared errors and valid-pixel counts, depth [K, 1, h, w] vs [K, h, w]."""
+    valid = target > 0
+    diff = torch.where(valid, depth[:, 0].double() - target.double(), 0.0)
+    return (diff * diff).sum(dim=(1, 2)), valid.sum(dim=(1, 2))
+
+
 def miou_from_confusion(confusion: torch.Tensor) -> float:
     """Mean IoU over the classes whose row + column total is non-zero (the macro average)."""
     confusion = confusion.double()

@@ -67,3 +67,19 @@ def test_metric_classes_sum_their_state():
     # class 2 is predicted once, so it counts with IoU 0
     assert abs(miou.compute().item() - (1.0 + 2 / 3 + 0.0) / 3) < 1e-6
     assert abs(rmse.compute().item() - 2.0) < 1e-9
+
+
+def test_step_statistics_equal_the_per_step_torchmetrics_counts():
+    from dfbench.metrics import step_confusions, step_squared_errors
+
+    (logits, target), _ = list(_batches(3, n=2))
+    per_step = step_confusions(logits, target)
+    for k in range(logits.shape[0]):
+        assert torch.equal(per_step[k], confusion_counts(logits[k : k + 1], target[k : k + 1], 5))
+    depth = torch.rand(2, 1, 4, 5) * 80
+    gt = torch.rand(2, 4, 5) * 80
+    gt[0, :2] = 0
+    sse, count = step_squared_errors(depth, gt)
+    for k in range(2):
+        s, c = squared_error_sum(depth[k, 0], gt[k])
+        assert abs(sse[k].item() - s) < 1e-6 and count[k].item() == c
