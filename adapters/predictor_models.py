@@ -20,7 +20,9 @@ from dfbench.errors import DfbenchError
 from dfbench.registry import register_model
 
 ASSETS = "assets"
-PAPER_SPACE = "dinov3-vitb16"
+DELTAWORLD_NAMES = {"deltaworld", "deltaworld-frame", "deltaworld-nobom"}
+DINOWORLD_NAMES = {"dino-world", "dino-world-bom"}
+VITB_WIDTH = 768  # released checkpoints carry no config: they are the paper's ViT-B models
 
 
 def model_config(name: str) -> dict[str, Any]:
@@ -37,12 +39,26 @@ def weight_source(name: str, feature_space: str, part: str) -> str | None:
     return entry
 
 
-def _metadata_config(source: str) -> dict[str, Any] | None:
-    if source.endswith(".safetensors") and Path(source).is_file():
-        from dfbench.checkpoints import read_safetensors_metadata
+def _metadata_config(source: str, allowed: set[str], wanted: str) -> dict[str, Any] | None:
+    """The config stored in our own safetensors checkpoints, after checking whose it is."""
+    if not (source.endswith(".safetensors") and Path(source).is_file()):
+        return None
+    from dfbench.checkpoints import read_safetensors_metadata
 
-        return read_safetensors_metadata(source).get("config")
-    return None
+    metadata = read_safetensors_metadata(source)
+    holder = metadata.get("model")
+    if holder is not None and holder not in allowed:
+        raise DfbenchError(f"checkpoint '{source}' holds a '{holder}' model, not {wanted}; pass a {wanted} checkpoint.")
+    return metadata.get("config")
+
+
+def _config(config_cls, stored: dict[str, Any] | None, source: str, **preset):
+    if stored is None:
+        return config_cls.vitb(**preset)
+    try:
+        return config_cls.from_dict(stored)
+    except (KeyError, TypeError, ValueError) as error:
+        raise DfbenchError(f"checkpoint '{source}' has an unreadable model config ({error}); re-export it.") from error
 
 
 class PredictorWorldModel(WorldModel):
@@ -60,6 +76,9 @@ class PredictorWorldModel(WorldModel):
                 f"no {self.name} weights for feature space '{feature_space.name}'; pass --checkpoint PATH_OR_HUB_ID "
                 f"(train one with 'dfbench train predictor --model {self.name}')."
             )
+        self._preloaded: dict[str, dict] = {}
+        if not predictor_source.endswith(".safetensors"):
+            self._preload_released(feature_space, predictor_source)
         self.net = self.build(feature_space, predictor_source, tokenizer).eval()
 
     @classmethod
@@ -70,9 +89,25 @@ class PredictorWorldModel(WorldModel):
     def build(self, feature_space, predictor_source: str, tokenizer_source: str | None) -> torch.nn.Module:
         raise NotImplementedError
 
-    def _load(self, module: torch.nn.Module, source: str, label: str) -> None:
-        from dfbench.checkpoints import load_checkpoint
+    def _preload_released(self, feature_space, source: str) -> None:
+        """Reads a released (config-less, ViT-B) checkpoint first, so a bad file fails early."""
+        from dfbench.checkpoints import load_state_dict, resolve_checkpoint, sha256_file
 
+        path = resolve_checkpoint(source, "pytorch_model.bin")
+        self._preloaded[source] = load_state_dict(str(path))
+        self._files[self.name] = sha256_file(path)
+        if feature_space.dim != VITB_WIDTH:
+            raise DfbenchError(
+                f"checkpoint '{source}' is a released ViT-B model (width {VITB_WIDTH}) but feature space "
+                f"'{feature_space.name}' has width {feature_space.dim}; use --feature-space dinov3-vitb16."
+            )
+
+    def _load(self, module: torch.nn.Module, source: str, label: str) -> None:
+        from dfbench.checkpoints import load_checkpoint, load_into
+
+        if source in self._preloaded:
+            load_into(module, self._preloaded.pop(source), label)
+            return
         loaded = load_checkpoint(module, source, label)
         self._files[label] = loaded.sha256
 
@@ -125,12 +160,11 @@ class DeltaWorldFamily(PredictorWorldModel):
             raise DfbenchError(f"no DeltaTok weights for feature space '{feature_space.name}'; pass tokenizer=PATH.")
         use_delta = bool(self.spec["tokenizer"]["use_delta"])
         use_bom = bool(self.spec["predictor"]["use_bom"])
-        tok_cfg = _metadata_config(tok_source)
-        tok_config = DeltaTokConfig.from_dict(tok_cfg) if tok_cfg else DeltaTokConfig.vitb(use_delta=use_delta)
-        tokenizer = DeltaTok(tok_config)
+        tok_cfg = _metadata_config(tok_source, {"deltatok", "deltatok-frame"}, "DeltaTok tokenizer")
+        tokenizer = DeltaTok(_config(DeltaTokConfig, tok_cfg, tok_source, use_delta=use_delta))
         self._load(tokenizer, tok_source, "deltatok")
-        pred_cfg = _metadata_config(predictor_source)
-        config = DeltaWorldConfig.from_dict(pred_cfg) if pred_cfg else DeltaWorldConfig.vitb(use_bom=use_bom)
+        pred_cfg = _metadata_config(predictor_source, DELTAWORLD_NAMES, "DeltaWorld predictor")
+        config = _config(DeltaWorldConfig, pred_cfg, predictor_source, use_bom=use_bom)
         config.noise_std = feature_space.noise_std
         net = DeltaWorld(tokenizer, config)
         self._load(net, predictor_source, self.name)
@@ -144,8 +178,8 @@ class DinoWorldFamily(PredictorWorldModel):
         from dfbench.models.dinoworld import DINOWorld, DINOWorldConfig
 
         use_bom = bool(self.spec["predictor"]["use_bom"])
-        pred_cfg = _metadata_config(predictor_source)
-        config = DINOWorldConfig.from_dict(pred_cfg) if pred_cfg else DINOWorldConfig.vitb(use_bom=use_bom)
+        pred_cfg = _metadata_config(predictor_source, DINOWORLD_NAMES, "DINO-world predictor")
+        config = _config(DINOWorldConfig, pred_cfg, predictor_source, use_bom=use_bom)
         config.noise_std = feature_space.noise_std
         net = DINOWorld(config)
         self._load(net, predictor_source, self.name)

@@ -1,0 +1,73 @@
+"""The paper's adapters: checkpoint errors through the CLI, sampling that ignores the batch."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+
+import pytest
+import torch
+
+from dfbench.adapters.base import Context
+from dfbench.evaluate import row_generator
+from dfbench.features import load_feature_space
+from dfbench.registry import get_model_class
+
+ASSETS = files("dfbench.adapters").joinpath("assets")
+
+
+def _asset(name):
+    path = ASSETS.joinpath(name)
+    if not path.is_file():
+        pytest.skip(f"{name} is not shipped")
+    return str(path)
+
+
+def _run(dfbench_cli, tmp_path, *extra):
+    return dfbench_cli("run", "--model", "deltaworld", "--dataset", "synthetic", "--limit", "1",
+                       "--output-dir", str(tmp_path / "out"), "--no-progress", *extra)
+
+
+def test_a_checkpoint_of_another_model_is_refused_with_its_keys(dfbench_cli, tmp_path):
+    result = _run(dfbench_cli, tmp_path, "--checkpoint", _asset("tiny-deltatok.safetensors"))
+    assert result.code == 2 and len(result.err.strip().splitlines()) == 1
+    assert "'deltatok' model" in result.err
+    assert not (tmp_path / "out" / "synthetic" / "deltaworld.json").exists()
+
+
+def test_a_file_that_is_not_a_state_dict_is_refused(dfbench_cli, tmp_path):
+    bogus = tmp_path / "weights.bin"
+    torch.save([1, 2, 3], bogus)
+    result = _run(dfbench_cli, tmp_path, "--checkpoint", str(bogus))
+    assert result.code == 2 and "state dict" in result.err
+
+
+def test_an_uncached_hub_id_offline_names_the_download_command(dfbench_cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    result = _run(dfbench_cli, tmp_path, "--checkpoint", "Amazon-FAR/deltaworld-kinetics")
+    assert result.code == 2 and "huggingface-cli download" in result.err
+
+
+@pytest.mark.parametrize("name", ["deltaworld", "dino-world-bom"])
+def test_samples_of_a_row_do_not_depend_on_the_rest_of_the_batch(name):
+    cls = get_model_class(name)
+    if not cls.runs_offline("tiny"):
+        pytest.skip(f"{name} has no shipped tiny weights")
+    space = load_feature_space("tiny")
+    model = cls(space)
+    g = torch.Generator().manual_seed(0)
+    frames = torch.randint(0, 256, (3, 4, 3, 64, 64), dtype=torch.uint8, generator=g)
+    feats = space.encode(frames.reshape(-1, 3, 64, 64)).reshape(3, 4, 64, -1)
+    stamps = torch.arange(7, dtype=torch.float32).expand(3, -1) / 10
+
+    def predict(rows):
+        ctx = Context(frames[rows], stamps[rows, :4], feats[rows], (8, 8),
+                      [row_generator(0, f"clip-{r}", 0, "mid") for r in rows])
+        return model.predict(ctx, stamps[rows, 4:], num_samples=5).features
+
+    together = predict([0, 1, 2])
+    assert together.shape == (3, 5, 3, 64, space.dim)
+    for r in range(3):
+        torch.testing.assert_close(predict([r])[0], together[r], rtol=0, atol=1e-5)
+    assert not torch.allclose(together[0, 0], together[0, 1])  # the samples differ
