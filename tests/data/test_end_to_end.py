@@ -69,3 +69,19 @@ def test_a_broken_tree_stops_the_run_before_any_model(cityscapes_tree, tmp_path,
                          "--output-dir", str(tmp_path / "results"), "--no-progress")
     assert result.code == 2 and "problem" in result.err and len(result.err.strip().splitlines()) == 1
     assert not (tmp_path / "results" / "cityscapes" / "copy-last.json").exists()
+
+
+def test_train_head_on_a_generated_training_split(tmp_path, dfbench_cli):
+    from trees import make_cityscapes_tree
+
+    from dfbench.heads.catalog import load_head
+
+    root = tmp_path / "cityscapes"
+    make_cityscapes_tree(root, split="train", cities=("aachen",), sequences=2)
+    result = dfbench_cli("train-head", "--feature-space", "tiny", "--dataset", "cityscapes", "--data-root", str(root),
+                         "--epochs", "2", "--out-dir", str(tmp_path / "heads"))
+    assert result.code == 0, result.err
+    path = tmp_path / "heads" / "cityscapes-seg.safetensors"
+    head = load_head(str(path), "seg", load_feature_space("tiny").dim, 19)
+    assert head.head.weight.shape == (19, load_feature_space("tiny").dim, 1, 1)
+    assert head.bn.num_batches_tracked.item() > 0  # BatchNorm statistics come from the training features
