@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Iterable, Sequence
+from itertools import zip_longest
 from pathlib import Path
 
 import numpy as np
@@ -108,6 +109,41 @@ def check_image(
     if not deep and not _has_end_marker(path, image_format):
         return DataProblem(str(path), f"a complete {expected} (file is truncated)")
     return None
+
+
+def check_clip_images(
+    sample_id: str,
+    span: str,
+    frame_paths: Sequence[Path],
+    label_paths: Sequence[Path] = (),
+    label_name: str = "label",
+    *,
+    label_modes: Iterable[str] | None = None,
+    min_size: tuple[int, int] | None = None,
+    deep: bool = False,
+) -> list[DataProblem]:
+    """Validates the frames of one clip, each followed by its label file when there are any.
+
+    Args:
+        sample_id: the clip, for the messages.
+        span: the frames' offsets, for the messages ("f-12..f step 2").
+        frame_paths: the clip's frames.
+        label_paths: one label file per frame, or none.
+        label_name: what a label file is ("mask", "16-bit depth PNG").
+        label_modes: PIL modes accepted for the label files.
+        min_size: smallest accepted (height, width) of frames and labels.
+        deep: decode the whole images.
+    """
+    problems = []
+    for position, (frame, label) in enumerate(zip_longest(frame_paths, label_paths)):
+        where = f"{position + 1} of {len(frame_paths)} ({span}) of clip {sample_id}"
+        if problem := check_image(frame, f"frame {where}", min_size=min_size, deep=deep):
+            problems.append(problem)
+        if label is None:
+            continue
+        if problem := check_image(label, f"{label_name} {where}", modes=label_modes, min_size=min_size, deep=deep):
+            problems.append(problem)
+    return problems
 
 
 def _has_end_marker(path: Path, image_format: str | None) -> bool:

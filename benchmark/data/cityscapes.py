@@ -20,18 +20,10 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from dfbench.data.base import SEG_IGNORE, Clip, DataProblem, EvalDataset
-from dfbench.data.checks import (
-    check_image,
-    clip_timestamps,
-    missing_dirs,
-    read_label_array,
-    read_rgb,
-    reject_unknown_options,
-)
-from dfbench.data.roots import resolve_root
+from dfbench.data.base import SEG_IGNORE, Clip, DataProblem
+from dfbench.data.checks import check_clip_images, check_image, missing_dirs, read_label_array, read_rgb
+from dfbench.data.common import RootDataset, clip_indices
 from dfbench.errors import DfbenchError
-from dfbench.protocol import resize_frames
 
 NUM_FRAMES = 7
 FPS = 16.0
@@ -67,8 +59,10 @@ class _Sample:
     label_path: Path
 
 
-class CityscapesDataset(EvalDataset):
+class CityscapesDataset(RootDataset):
     """Cityscapes val: 500 clips of 7 frames at 16 fps, the last frame labelled with 19 classes.
+
+    Clip ids are ``<city>/<city>_<seq>_<frame>``, in sorted label order.
 
     Args:
         root: folder holding ``leftImg8bit_sequence/`` and ``gtFine/``; None resolves it
@@ -81,23 +75,10 @@ class CityscapesDataset(EvalDataset):
     name: ClassVar[str] = "cityscapes"
     tasks: ClassVar[dict[str, int]] = {"seg": 19}
     fps: ClassVar[float] = FPS
-
-    def __init__(
-        self,
-        root: str | None = None,
-        frame_size: int = 512,
-        split: str = "val",
-        *,
-        config_path: str | None = None,
-        **options,
-    ):
-        reject_unknown_options(self.name, options)
-        if split not in ("val", "train"):
-            raise DfbenchError(f"cityscapes has no split '{split}' with sequences and fine labels; use 'val' or 'train'.")
-        self.root = resolve_root(self.name, root, config_path)
-        self.frame_size = frame_size
-        self.split = split
-        self._samples: dict[str, _Sample] | None = None
+    _splits: ClassVar[tuple[str, ...]] = ("val", "train")
+    _split_error: ClassVar[str] = (
+        "cityscapes has no split '{split}' with sequences and fine labels; use 'val' or 'train'."
+    )
 
     @property
     def frames_dir(self) -> Path:
@@ -126,16 +107,12 @@ class CityscapesDataset(EvalDataset):
             for label_path in sorted(self.labels_dir.rglob(f"*{LABEL_SUFFIX}")):
                 city, sequence, frame = label_path.name[: -len(LABEL_SUFFIX)].split("_")
                 last = int(frame)
-                indices = tuple(range(last - (NUM_FRAMES - 1) * STRIDE, last + 1, STRIDE))
+                indices = clip_indices(last, NUM_FRAMES, STRIDE)
                 folder = self.frames_dir / label_path.parent.name
                 paths = tuple(folder / f"{city}_{sequence}_{i:06d}{FRAME_SUFFIX}" for i in indices)
                 sample_id = f"{label_path.parent.name}/{city}_{sequence}_{frame}"
                 self._samples[sample_id] = _Sample(paths, indices, label_path)
         return self._samples
-
-    def sample_ids(self) -> list[str]:
-        """Clip ids ``<city>/<city>_<seq>_<frame>`` in sorted label order."""
-        return list(self._index())
 
     def load(self, sample_id: str) -> Clip:
         sample = self._index()[sample_id]
@@ -143,12 +120,7 @@ class CityscapesDataset(EvalDataset):
         train_ids = label_ids_to_train_ids(read_label_array(sample.label_path))
         labels = torch.full((NUM_FRAMES, *train_ids.shape), SEG_IGNORE, dtype=torch.int64)
         labels[-1] = torch.from_numpy(train_ids)
-        return Clip(
-            sample_id=sample_id,
-            frames=resize_frames(frames, self.frame_size),
-            timestamps=clip_timestamps(sample.frame_indices, self.fps),
-            labels={"seg": labels},
-        )
+        return self._clip(sample_id, frames, sample.frame_indices, {"seg": labels})
 
     def check(self, deep: bool = False) -> list[DataProblem]:
         """Layout, then every frame and label of every clip (header and tail; ``deep`` decodes)."""
@@ -159,10 +131,7 @@ class CityscapesDataset(EvalDataset):
         if not samples:
             return [DataProblem(str(self.labels_dir), f"<city>/*{LABEL_SUFFIX} fine label files")]
         for sample_id, sample in samples.items():
-            for position, path in enumerate(sample.frame_paths):
-                expected = f"frame {position + 1} of {NUM_FRAMES} (f-18..f step 3) of clip {sample_id}"
-                if problem := check_image(path, expected, deep=deep):
-                    problems.append(problem)
+            problems += check_clip_images(sample_id, "f-18..f step 3", sample.frame_paths, deep=deep)
             if problem := check_image(sample.label_path, f"labelIds PNG of clip {sample_id}", modes=("L",), deep=deep):
                 problems.append(problem)
         return problems

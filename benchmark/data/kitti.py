@@ -27,18 +27,11 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from dfbench.data.base import Clip, DataProblem, EvalDataset
-from dfbench.data.checks import (
-    check_image,
-    clip_timestamps,
-    read_label_array,
-    read_rgb,
-    reject_unknown_options,
-)
+from dfbench.data.base import Clip, DataProblem
+from dfbench.data.checks import check_clip_images, read_label_array, read_rgb
+from dfbench.data.common import RootDataset, clip_indices
 from dfbench.data.kitti_split import EIGEN_TEST, SplitEntry, locate_split_file, read_split
-from dfbench.data.roots import resolve_root
 from dfbench.errors import DfbenchError
-from dfbench.protocol import resize_frames
 
 NUM_FRAMES = 7
 FPS = 10.0
@@ -105,8 +98,10 @@ class _Sample:
     frame_indices: tuple[int, ...]
 
 
-class KittiDataset(EvalDataset):
+class KittiDataset(RootDataset):
     """KITTI Eigen test: 7-frame clips at 10 fps with depth on every frame.
+
+    Clip ids are ``<drive>/<frame:010d>``, in the reference's shuffled order.
 
     Args:
         root: the KITTI folder (raw date folders plus ``train/`` and ``val/`` of the
@@ -123,6 +118,8 @@ class KittiDataset(EvalDataset):
     name: ClassVar[str] = "kitti"
     tasks: ClassVar[dict[str, int]] = {"depth": 1}
     fps: ClassVar[float] = FPS
+    _splits: ClassVar[tuple[str, ...]] = ("val", "test")
+    _split_error: ClassVar[str] = "kitti evaluates on the Eigen test list only; use split 'val', not '{split}'."
 
     def __init__(
         self,
@@ -135,15 +132,9 @@ class KittiDataset(EvalDataset):
         require_all_drives: bool = True,
         **options,
     ):
-        reject_unknown_options(self.name, options)
-        if split not in ("val", "test"):
-            raise DfbenchError(f"kitti evaluates on the Eigen test list only; use split 'val', not '{split}'.")
-        self.root = resolve_root(self.name, root, config_path)
-        self.frame_size = frame_size
-        self.split = split
+        super().__init__(root, frame_size, split, config_path=config_path, **options)
         self.split_file = split_file
         self.require_all_drives = require_all_drives
-        self._samples: dict[str, _Sample] | None = None
         self._skipped_drives: dict[str, int] = {}
 
     def entries(self) -> list[SplitEntry]:
@@ -159,7 +150,7 @@ class KittiDataset(EvalDataset):
             for entry in self.entries():
                 if entry.depth is None or entry.frame < MIN_LAST_FRAME:
                     continue
-                indices = tuple(range(entry.frame - (NUM_FRAMES - 1) * STRIDE, entry.frame + 1, STRIDE))
+                indices = clip_indices(entry.frame, NUM_FRAMES, STRIDE)
                 if entry.drive not in depth_dirs:
                     depth_dirs[entry.drive] = find_depth_dir(self.root, entry.drive)
                 depth_dir = depth_dirs[entry.drive]
@@ -179,10 +170,6 @@ class KittiDataset(EvalDataset):
             self._samples = dict(samples)
         return self._samples
 
-    def sample_ids(self) -> list[str]:
-        """Clip ids ``<drive>/<frame:010d>`` in the reference's shuffled order."""
-        return list(self._index())
-
     def skipped_drives(self) -> dict[str, int]:
         """Drives of the list without annotated depth -> how many clips were skipped."""
         self._index()
@@ -194,12 +181,7 @@ class KittiDataset(EvalDataset):
         height, width = frames[0].shape[:2]
         frames = np.stack([kb_crop(frame, height, width) for frame in frames])
         depth = eval_depth([read_depth(path) for path in sample.depth_paths])
-        return Clip(
-            sample_id=sample_id,
-            frames=resize_frames(frames, self.frame_size),
-            timestamps=clip_timestamps(sample.frame_indices, self.fps),
-            labels={"depth": depth},
-        )
+        return self._clip(sample_id, frames, sample.frame_indices, {"depth": depth})
 
     def check(self, deep: bool = False) -> list[DataProblem]:
         """Root, list, drives with depth, then the 7 frames and 7 depth maps of every clip."""
@@ -220,10 +202,14 @@ class KittiDataset(EvalDataset):
             problems.append(DataProblem(str(self.root / "val"), "annotated depth for at least one drive of the list"))
         minimum = (KB_CROP_HEIGHT, KB_CROP_WIDTH)
         for sample_id, sample in samples.items():
-            for position, (frame, depth) in enumerate(zip(sample.frame_paths, sample.depth_paths)):
-                where = f"{position + 1} of {NUM_FRAMES} (f-12..f step 2) of clip {sample_id}"
-                if problem := check_image(frame, f"frame {where}", min_size=minimum, deep=deep):
-                    problems.append(problem)
-                if problem := check_image(depth, f"16-bit depth PNG {where}", modes=DEPTH_MODES, min_size=minimum, deep=deep):
-                    problems.append(problem)
+            problems += check_clip_images(
+                sample_id,
+                "f-12..f step 2",
+                sample.frame_paths,
+                sample.depth_paths,
+                "16-bit depth PNG",
+                label_modes=DEPTH_MODES,
+                min_size=minimum,
+                deep=deep,
+            )
         return problems

@@ -24,18 +24,10 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from dfbench.data.base import SEG_IGNORE, Clip, DataProblem, EvalDataset
-from dfbench.data.checks import (
-    check_image,
-    clip_timestamps,
-    missing_dirs,
-    read_label_array,
-    read_rgb,
-    reject_unknown_options,
-)
-from dfbench.data.roots import resolve_root
+from dfbench.data.base import SEG_IGNORE, Clip, DataProblem
+from dfbench.data.checks import check_clip_images, missing_dirs, read_label_array, read_rgb
+from dfbench.data.common import RootDataset, clip_indices
 from dfbench.errors import DfbenchError
-from dfbench.protocol import resize_frames
 
 NUM_FRAMES = 7
 FPS = 15.0
@@ -71,8 +63,10 @@ class _Sample:
     positions: tuple[int, ...]
 
 
-class VspwDataset(EvalDataset):
+class VspwDataset(RootDataset):
     """VSPW val: 7-frame clips at 15 fps, every frame labelled with 124 classes.
+
+    Clip ids are ``<video>/<name of the last frame>``, in the reference's shuffled order.
 
     Args:
         root: the ``VSPW_480p`` folder (or its parent); None resolves it from
@@ -85,28 +79,17 @@ class VspwDataset(EvalDataset):
     name: ClassVar[str] = "vspw"
     tasks: ClassVar[dict[str, int]] = {"seg": NUM_CLASSES}
     fps: ClassVar[float] = FPS
+    _splits: ClassVar[tuple[str, ...]] = ("val", "train", "test")
+    _split_error: ClassVar[str] = "vspw has no split '{split}'; use 'val', 'train' or 'test'."
 
-    def __init__(
-        self,
-        root: str | None = None,
-        frame_size: int = 512,
-        split: str = "val",
-        *,
-        config_path: str | None = None,
-        **options,
-    ):
-        reject_unknown_options(self.name, options)
-        if split not in ("val", "train", "test"):
-            raise DfbenchError(f"vspw has no split '{split}'; use 'val', 'train' or 'test'.")
-        root = resolve_root(self.name, root, config_path)
+    _videos: list[str] | None = None  # the list file's videos, read on first use
+
+    def _locate_root(self, root: Path) -> Path:
         # Accept the folder that holds the unpacked release as well as the release itself.
-        if not (root / f"{split}.txt").exists() and (root / RELEASE_FOLDER / f"{split}.txt").exists():
-            root = root / RELEASE_FOLDER
-        self.root = root
-        self.frame_size = frame_size
-        self.split = split
-        self._samples: dict[str, _Sample] | None = None
-        self._videos: list[str] | None = None
+        listed = f"{self.split}.txt"
+        if not (root / listed).exists() and (root / RELEASE_FOLDER / listed).exists():
+            return root / RELEASE_FOLDER
+        return root
 
     @property
     def list_file(self) -> Path:
@@ -132,7 +115,7 @@ class VspwDataset(EvalDataset):
             for video in self.videos():
                 frames = sorted_frames(data / video / "origin")
                 for end in clip_end_positions(len(frames)):
-                    positions = tuple(range(end - (NUM_FRAMES - 1) * STRIDE, end + 1, STRIDE))
+                    positions = clip_indices(end, NUM_FRAMES, STRIDE)
                     chosen = tuple(frames[p] for p in positions)
                     masks = tuple(data / video / "mask" / path.name.replace(".jpg", ".png") for path in chosen)
                     samples.append((f"{video}/{frames[end].stem}", _Sample(chosen, masks, positions)))
@@ -140,20 +123,11 @@ class VspwDataset(EvalDataset):
             self._samples = dict(samples)
         return self._samples
 
-    def sample_ids(self) -> list[str]:
-        """Clip ids ``<video>/<name of the last frame>`` in the reference's shuffled order."""
-        return list(self._index())
-
     def load(self, sample_id: str) -> Clip:
         sample = self._index()[sample_id]
         frames = np.stack([read_rgb(path) for path in sample.frame_paths])
         labels = np.stack([mask_to_labels(read_label_array(path)) for path in sample.mask_paths])
-        return Clip(
-            sample_id=sample_id,
-            frames=resize_frames(frames, self.frame_size),
-            timestamps=clip_timestamps(sample.positions, self.fps),
-            labels={"seg": torch.from_numpy(labels)},
-        )
+        return self._clip(sample_id, frames, sample.positions, {"seg": torch.from_numpy(labels)})
 
     def check(self, deep: bool = False) -> list[DataProblem]:
         """Layout, every listed video's folders, then the 7 frames and 7 masks of every clip."""
@@ -171,10 +145,13 @@ class VspwDataset(EvalDataset):
         if not samples and not problems:
             problems.append(DataProblem(str(self.root / "data"), f"videos of {self.split}.txt with at least 20 frames"))
         for sample_id, sample in samples.items():
-            for position, (frame, mask) in enumerate(zip(sample.frame_paths, sample.mask_paths)):
-                where = f"{position + 1} of {NUM_FRAMES} (end-18..end step 3) of clip {sample_id}"
-                if problem := check_image(frame, f"frame {where}", deep=deep):
-                    problems.append(problem)
-                if problem := check_image(mask, f"mask {where}", modes=MASK_MODES, deep=deep):
-                    problems.append(problem)
+            problems += check_clip_images(
+                sample_id,
+                "end-18..end step 3",
+                sample.frame_paths,
+                sample.mask_paths,
+                "mask",
+                label_modes=MASK_MODES,
+                deep=deep,
+            )
         return problems

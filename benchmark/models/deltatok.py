@@ -10,7 +10,7 @@ module: it takes patch features [B, N, D] directly.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -24,11 +24,12 @@ from transformers.models.dinov3_vit.modeling_dinov3_vit import (
     apply_rotary_pos_emb,
 )
 
+from dfbench.models.config_io import DictConfig
 from dfbench.models.rope import patch_rope_tables
 
 
 @dataclass
-class DeltaTokConfig:
+class DeltaTokConfig(DictConfig):
     """Sizes of a DeltaTok tokenizer.
 
     Attributes:
@@ -79,14 +80,6 @@ class DeltaTokConfig:
             layer_scale_init=tok["layer_scale_init"],
             initializer_range=template["initializer_range"],
         )
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> DeltaTokConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
 
     def block_config(self) -> DINOv3ViTConfig:
         """The DINOv3 layer config the tokenizer blocks are built from."""

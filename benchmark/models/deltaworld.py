@@ -10,11 +10,12 @@ replaced by a learned query (the discriminative "no best-of-many" variant of Tab
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
+from dfbench.models.config_io import DictConfig
 from dfbench.models.deltatok import DeltaTok
 from dfbench.models.predictor import (
     NoiseSource,
@@ -22,13 +23,15 @@ from dfbench.models.predictor import (
     PredictorConfig,
     best_of_many_loss,
     causal_mask,
+    learned_query,
     smooth_l1,
     step_queries,
+    world_fixture_fields,
 )
 
 
 @dataclass
-class DeltaWorldConfig:
+class DeltaWorldConfig(DictConfig):
     """Predictor sizes and sampling settings of a DeltaWorld model.
 
     Attributes:
@@ -46,6 +49,8 @@ class DeltaWorldConfig:
     num_samples_train: int = 256
     num_samples_eval: int = 20
 
+    _nested_configs: ClassVar[dict[str, type]] = {"predictor": PredictorConfig}
+
     @classmethod
     def vitb(cls, use_bom: bool = True) -> DeltaWorldConfig:
         """The released DeltaWorld predictor on DINOv3 ViT-B/16."""
@@ -54,28 +59,7 @@ class DeltaWorldConfig:
     @classmethod
     def from_fixture_config(cls, config: dict[str, Any]) -> DeltaWorldConfig:
         """Builds the config of a reference fixture from its ``config`` dict."""
-        section = config["deltaworld"]
-        return cls(
-            predictor=PredictorConfig.from_fixture_section(section, config["backbone_config"]["hidden_size"]),
-            use_bom=section["use_bom"],
-            noise_std=config["backbone_config"]["initializer_range"],
-            num_samples_train=section["num_samples_train"],
-            num_samples_eval=section["num_samples_eval"],
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "predictor": self.predictor.to_dict(),
-            "use_bom": self.use_bom,
-            "noise_std": self.noise_std,
-            "num_samples_train": self.num_samples_train,
-            "num_samples_eval": self.num_samples_eval,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> DeltaWorldConfig:
-        rest = {k: v for k, v in data.items() if k in {"use_bom", "noise_std", "num_samples_train", "num_samples_eval"}}
-        return cls(predictor=PredictorConfig.from_dict(data["predictor"]), **rest)
+        return cls(**world_fixture_fields(config, "deltaworld"))
 
 
 def _black_rows(x_black: torch.Tensor, batch: int) -> torch.Tensor:
@@ -101,8 +85,7 @@ class DeltaWorld(nn.Module):
         self.tokenizer = tokenizer.requires_grad_(False).eval()
         self.predictor = Predictor(config.predictor)
         if not config.use_bom:
-            self.q_embed = nn.Embedding(1, config.predictor.hidden_size)
-            nn.init.trunc_normal_(self.q_embed.weight, std=config.predictor.initializer_range)
+            self.q_embed = learned_query(config.predictor)
 
     @property
     def stochastic(self) -> bool:
@@ -205,23 +188,43 @@ class DeltaWorld(nn.Module):
         Returns:
             Scalar smooth-L1 (beta 0.1) loss.
         """
-        batch, frames = y.shape[:2]
         z = self.context_tokens(y, x_black, grid)  # [B, T, D]
-        kv, target = z[:, :-1], z[:, 1:]
         timestamps = timestamps.to(y.device, torch.float32)
-        pos_k = timestamps[:, :-1, None]
-        pos_q = timestamps[:, 1:, None, None]  # [B, L, 1, 1]
-        query_frame = torch.arange(1, frames, device=y.device)
-        key_frame = torch.arange(0, frames - 1, device=y.device)
+        return self.token_loss(z, timestamps[:, :-1, None], timestamps[:, 1:, None, None], num_samples, generator)
+
+    def token_loss(
+        self,
+        z: torch.Tensor,
+        pos_k: torch.Tensor,
+        pos_q: torch.Tensor,
+        num_samples: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """The teacher-forced loss of :meth:`training_loss` on a clip's delta tokens.
+
+        Args:
+            z: [B, T, D] context tokens of the clip.
+            pos_k: [B, T-1, 1] timestamps of the key tokens z_0..z_{T-2}.
+            pos_q: [B, T-1, 1, 1] timestamps of the targets z_1..z_{T-1}.
+            num_samples: best-of-many candidates (default ``config.num_samples_train``).
+            generator: draws the noise queries (on its own device).
+
+        Returns:
+            Scalar smooth-L1 (beta 0.1) loss.
+        """
+        batch, frames = z.shape[:2]
+        kv, target = z[:, :-1], z[:, 1:]
+        query_frame = torch.arange(1, frames, device=z.device)
+        key_frame = torch.arange(0, frames - 1, device=z.device)
         width, targets = self.config.predictor.hidden_size, frames - 1
         if not self.config.use_bom:
             q = self.q_embed.weight.expand(batch, targets, width)
             prediction = self.predictor(q, kv, pos_q[:, :, 0], pos_k, causal_mask(query_frame, key_frame))
             return smooth_l1(prediction, target).mean()
         samples = num_samples or self.config.num_samples_train
-        device = generator.device if generator is not None else y.device
+        device = generator.device if generator is not None else z.device
         noise = torch.randn(batch, targets, samples, width, generator=generator, device=device)
-        candidates = (noise * self.config.noise_std).to(y)[:, :, :, None]  # [B, L, S, 1, Dp]
+        candidates = (noise * self.config.noise_std).to(z)[:, :, :, None]  # [B, L, S, 1, Dp]
         return best_of_many_loss(
             self.predictor, candidates, kv, pos_q, pos_k, query_frame, key_frame, target[:, :, None]
         )

@@ -8,25 +8,28 @@ RoPE positions and cross-attend to the features of all past frames.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
+from dfbench.models.config_io import DictConfig
 from dfbench.models.predictor import (
     NoiseSource,
     Predictor,
     PredictorConfig,
     best_of_many_loss,
     causal_mask,
+    learned_query,
     smooth_l1,
     step_queries,
+    world_fixture_fields,
 )
 from dfbench.models.rope import grid_coordinates
 
 
 @dataclass
-class DINOWorldConfig:
+class DINOWorldConfig(DictConfig):
     """Predictor sizes and sampling settings of a DINO-world model.
 
     Attributes:
@@ -44,6 +47,8 @@ class DINOWorldConfig:
     num_samples_train: int = 16
     num_samples_eval: int = 20
 
+    _nested_configs: ClassVar[dict[str, type]] = {"predictor": PredictorConfig}
+
     @classmethod
     def vitb(cls, use_bom: bool = False) -> DINOWorldConfig:
         """The released DINO-world predictor on DINOv3 ViT-B/16."""
@@ -52,28 +57,10 @@ class DINOWorldConfig:
     @classmethod
     def from_fixture_config(cls, config: dict[str, Any], use_bom: bool | None = None) -> DINOWorldConfig:
         """Builds the config of a reference fixture from its ``config`` dict."""
-        section = config["dinoworld"]
-        return cls(
-            predictor=PredictorConfig.from_fixture_section(section, config["backbone_config"]["hidden_size"]),
-            use_bom=section["use_bom"] if use_bom is None else use_bom,
-            noise_std=config["backbone_config"]["initializer_range"],
-            num_samples_train=section["num_samples_train"],
-            num_samples_eval=section["num_samples_eval"],
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "predictor": self.predictor.to_dict(),
-            "use_bom": self.use_bom,
-            "noise_std": self.noise_std,
-            "num_samples_train": self.num_samples_train,
-            "num_samples_eval": self.num_samples_eval,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> DINOWorldConfig:
-        rest = {k: v for k, v in data.items() if k in {"use_bom", "noise_std", "num_samples_train", "num_samples_eval"}}
-        return cls(predictor=PredictorConfig.from_dict(data["predictor"]), **rest)
+        values = world_fixture_fields(config, "dinoworld")
+        if use_bom is not None:
+            values["use_bom"] = use_bom
+        return cls(**values)
 
 
 def frame_positions(timestamps: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
@@ -100,8 +87,7 @@ class DINOWorld(nn.Module):
         self.config = config
         self.predictor = Predictor(config.predictor)
         if not config.use_bom:
-            self.q_embed = nn.Embedding(1, config.predictor.hidden_size)
-            nn.init.trunc_normal_(self.q_embed.weight, std=config.predictor.initializer_range)
+            self.q_embed = learned_query(config.predictor)
 
     @property
     def stochastic(self) -> bool:

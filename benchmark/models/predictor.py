@@ -8,7 +8,7 @@ each query token is predicted independently given the past. Positions are real n
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Union
 
 import torch
@@ -18,6 +18,7 @@ from torch.func import functional_call
 from transformers import DINOv3ViTConfig
 from transformers.models.dinov3_vit.modeling_dinov3_vit import DINOv3ViTLayerScale, DINOv3ViTMLP
 
+from dfbench.models.config_io import DictConfig
 from dfbench.models.rope import rotate_axes
 
 # Noise queries of a rollout: a callable step -> [B, S, 1, Dp], or a tensor [K, B, S, 1, Dp].
@@ -25,7 +26,7 @@ NoiseSource = Union[Callable[[int], torch.Tensor], torch.Tensor]
 
 
 @dataclass
-class PredictorConfig:
+class PredictorConfig(DictConfig):
     """Sizes of a predictor.
 
     Attributes:
@@ -76,16 +77,6 @@ class PredictorConfig:
             initializer_range=section["initializer_range"],
         )
 
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["rope_axis_sizes"] = list(self.rope_axis_sizes)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PredictorConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
-
     def block_config(self) -> DINOv3ViTConfig:
         """DINOv3 config for the LayerScale and GELU MLP reused from transformers."""
         return DINOv3ViTConfig(
@@ -96,6 +87,33 @@ class PredictorConfig:
             mlp_bias=True,
             layerscale_value=self.layer_scale_init,
         )
+
+
+def world_fixture_fields(config: dict[str, Any], section: str) -> dict[str, Any]:
+    """The fields of a world-model config (DeltaWorld or DINO-world) from a reference fixture.
+
+    Args:
+        config: the fixture's ``config`` dict.
+        section: its model section, "deltaworld" or "dinoworld".
+
+    Returns:
+        ``predictor``, ``use_bom``, ``noise_std``, ``num_samples_train`` and ``num_samples_eval``.
+    """
+    model = config[section]
+    return {
+        "predictor": PredictorConfig.from_fixture_section(model, config["backbone_config"]["hidden_size"]),
+        "use_bom": model["use_bom"],
+        "noise_std": config["backbone_config"]["initializer_range"],
+        "num_samples_train": model["num_samples_train"],
+        "num_samples_eval": model["num_samples_eval"],
+    }
+
+
+def learned_query(config: PredictorConfig) -> nn.Embedding:
+    """The one learned query vector of a world model without best-of-many (trunc-normal init)."""
+    embed = nn.Embedding(1, config.hidden_size)
+    nn.init.trunc_normal_(embed.weight, std=config.initializer_range)
+    return embed
 
 
 class CrossAttention(nn.Module):

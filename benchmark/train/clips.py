@@ -26,20 +26,21 @@ on a laptop CPU.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import cv2
 import numpy as np
 import torch
 
 from dfbench.errors import DfbenchError
+from dfbench.models.config_io import DictConfig
 from dfbench.protocol import resize_frames, square_crops
 
 
 @dataclass
-class ClipSampling:
+class ClipSampling(DictConfig):
     """How training clips are cut from videos.
 
     Attributes:
@@ -62,6 +63,8 @@ class ClipSampling:
     crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
     flip_p: float = 0.5
 
+    _strict_keys: ClassVar[str] = "clip"
+
     def __post_init__(self) -> None:
         self.crop_scale = tuple(float(s) for s in self.crop_scale)
         self.crop_ratio = tuple(float(r) for r in self.crop_ratio)
@@ -69,19 +72,6 @@ class ClipSampling:
             raise ValueError(f"a training clip needs at least 2 frames, got {self.num_frames}")
         if not 0 < self.min_gap <= self.max_gap:
             raise ValueError(f"need 0 < min_gap <= max_gap, got {self.min_gap}, {self.max_gap}")
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ClipSampling:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown clip keys {unknown}; expected some of {sorted(known)}")
-        return cls(**data)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["crop_scale"], data["crop_ratio"] = list(self.crop_scale), list(self.crop_ratio)
-        return data
 
 
 def sample_frame_indices(

@@ -16,20 +16,20 @@ delta tokens, which saves running the frozen tokenizer on every step.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from dfbench.models.predictor import best_of_many_loss, causal_mask, smooth_l1
+from dfbench.models.config_io import DictConfig
 
 # Modules whose `.weight` is a matrix (or kernel) that weight decay should shrink.
 DECAYED_MODULES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 
 @dataclass
-class Recipe:
+class Recipe(DictConfig):
     """Optimiser and schedule hyper-parameters of one training run.
 
     Attributes:
@@ -48,24 +48,13 @@ class Recipe:
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
 
+    _strict_keys: ClassVar[str] = "recipe"
+
     def __post_init__(self) -> None:
         self.lr, self.weight_decay, self.eps = float(self.lr), float(self.weight_decay), float(self.eps)
         self.warmup_steps = int(self.warmup_steps)
         self.betas = tuple(float(b) for b in self.betas)
         self.grad_clip = None if self.grad_clip is None else float(self.grad_clip)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Recipe:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown recipe keys {unknown}; expected some of {sorted(known)}")
-        return cls(**data)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["betas"] = list(self.betas)
-        return data
 
 
 def param_groups(module: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -159,19 +148,6 @@ def delta_token_loss(
         num_samples: best-of-many candidates (default ``model.config.num_samples_train``).
         generator: draws the noise queries, as in ``training_loss``.
     """
-    batch, frames = z.shape[:2]
-    kv, target = z[:, :-1], z[:, 1:]
     pos_k = timestamps[:, :-1, None].to(z.dtype)
     pos_q = timestamps[:, 1:, None, None].to(z.dtype)
-    query_frame = torch.arange(1, frames, device=z.device)
-    key_frame = torch.arange(0, frames - 1, device=z.device)
-    width, targets = model.config.predictor.hidden_size, frames - 1
-    if not model.config.use_bom:
-        q = model.q_embed.weight.expand(batch, targets, width)
-        prediction = model.predictor(q, kv, pos_q[:, :, 0], pos_k, causal_mask(query_frame, key_frame))
-        return smooth_l1(prediction, target).mean()
-    samples = num_samples or model.config.num_samples_train
-    device = generator.device if generator is not None else z.device
-    noise = torch.randn(batch, targets, samples, width, generator=generator, device=device)
-    candidates = (noise * model.config.noise_std).to(z)[:, :, :, None]
-    return best_of_many_loss(model.predictor, candidates, kv, pos_q, pos_k, query_frame, key_frame, target[:, :, None])
+    return model.token_loss(z, pos_k, pos_q, num_samples, generator)

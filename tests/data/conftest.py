@@ -7,16 +7,10 @@ from pathlib import Path
 import pytest
 from trees import KITTI_ODD, KITTI_SIZES, KITTI_WIDE, make_cityscapes_tree, make_kitti_tree, make_vspw_tree
 
-# CI keeps ../shared beside the clone.
-REFERENCE = Path(__file__).resolve().parents[2] / ".." / "shared" / "reference"
-EIGEN_TEST_LIST = REFERENCE / "kitti_eigen_test.txt"
-
 
 @pytest.fixture(scope="session")
-def eigen_test_list() -> Path:
-    if not EIGEN_TEST_LIST.is_file():
-        pytest.skip(f"the reference folder {REFERENCE} (with kitti_eigen_test.txt) is absent")
-    return EIGEN_TEST_LIST
+def eigen_test_list(reference_file) -> Path:
+    return reference_file("kitti_eigen_test.txt")
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 
 import pytest
 import torch
@@ -13,15 +12,10 @@ from dfbench.errors import DfbenchError
 from dfbench.features import load_feature_space
 from dfbench.features.dinov3 import DINOV3_WEIGHTS, Dinov3FeatureSpace, load_dinov3_vitb16, to_model_keys
 
-REFERENCE = Path(__file__).resolve().parents[2] / ".." / "shared" / "reference"
-FIXTURE = REFERENCE / "tiny_fixture_a.pt"
-
 
 @pytest.fixture(scope="module")
-def fixture() -> dict:
-    if not FIXTURE.exists():
-        pytest.skip(f"reference fixture not found at {FIXTURE} (CI keeps shared/ beside the clone)")
-    return torch.load(FIXTURE, weights_only=True)
+def fixture(reference_file) -> dict:
+    return torch.load(reference_file("tiny_fixture_a.pt"), weights_only=True)
 
 
 @pytest.fixture(scope="module")
