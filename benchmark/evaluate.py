@@ -49,6 +49,33 @@ class EncodedClip:
 
 
 
+@torch.no_grad()
+def encode_clip(
+    clip: Clip,
+    feature_space: FeatureSpace,
+    device: torch.device,
+    feature_cache: FeatureCache | None = None,
+    cache_key: tuple[str, ...] = (),
+) -> EncodedClip:
+    """Crops, features and label halves of one clip, one encoder call per clip.
+
+    Encoding clip by clip keeps features identical at every batch size.
+    """
+    crops = square_crops(clip.frames)
+    side = crops.shape[-1]
+    grid = (side // feature_space.patch_size, side // feature_space.patch_size)
+    key = (*cache_key, clip.sample_id)
+    features = None if feature_cache is None else feature_cache.get(key)
+    if features is None:
+        flat = crops.reshape(-1, *crops.shape[-3:]).to(device)
+        features = feature_space.encode(flat).float().reshape(*crops.shape[:2], grid[0] * grid[1], -1)
+        if feature_cache is not None:
+            feature_cache.put(key, features)
+    height, width = clip.frames.shape[-2:]
+    halves = {task: label_halves(labels, height, width) for task, labels in clip.labels.items()}
+    return EncodedClip(clip, crops, features.to(device), halves, grid)
+
+
 @dataclass
 class Evaluator:
     """Evaluates one world model on clips of one data set under one protocol."""
@@ -69,26 +96,8 @@ class Evaluator:
         chosen = {h: self.protocol.horizons[h] for h in self.horizons}
         return windows(self.protocol.clip_length, self.protocol.context_length, chosen)
 
-    @torch.no_grad()
     def encode(self, clip: Clip) -> EncodedClip:
-        """Crops and features of one clip, one encoder call per clip.
-
-        Encoding clip by clip keeps features identical at every batch size.
-        """
-        crops = square_crops(clip.frames)
-        side = crops.shape[-1]
-        grid = (side // self.feature_space.patch_size, side // self.feature_space.patch_size)
-        key = (*self.cache_key, clip.sample_id)
-        features = None if self.feature_cache is None else self.feature_cache.get(key)
-        if features is None:
-            flat = crops.reshape(-1, *crops.shape[-3:]).to(self.device)
-            features = self.feature_space.encode(flat).float().reshape(*crops.shape[:2], grid[0] * grid[1], -1)
-            if self.feature_cache is not None:
-                self.feature_cache.put(key, features)
-        features = features.to(self.device)
-        height, width = clip.frames.shape[-2:]
-        halves = {task: label_halves(labels, height, width) for task, labels in clip.labels.items()}
-        return EncodedClip(clip, crops, features, halves, grid)
+        return encode_clip(clip, self.feature_space, self.device, self.feature_cache, self.cache_key)
 
     @torch.no_grad()
     def evaluate(self, clips: list[EncodedClip]) -> list[dict[str, Any]]:

@@ -16,11 +16,11 @@ import torch  # noqa: E402
 
 from dfbench.adapters.base import Context  # noqa: E402
 from dfbench.config import load_protocol  # noqa: E402
-from dfbench.evaluate import Evaluator, row_generator  # noqa: E402
+from dfbench.evaluate import encode_clip, row_generator  # noqa: E402
 from dfbench.features import load_feature_space  # noqa: E402
 from dfbench.heads.catalog import load_heads  # noqa: E402
 from dfbench.heads.linear import features_to_map  # noqa: E402
-from dfbench.protocol import align_to_labels  # noqa: E402
+from dfbench.protocol import align_to_labels, windows  # noqa: E402
 from dfbench.registry import get_dataset_class, get_model_class  # noqa: E402
 from dfbench.scoring import score_rollouts  # noqa: E402
 
@@ -39,9 +39,8 @@ def save_demo_figure(
     num_classes = dataset_cls.tasks["seg"]
     clip = dataset.load(dataset.sample_ids()[clip_index])
 
-    probe = Evaluator(None, space, {}, protocol, num_samples, ["mid"], device=torch.device(device))
-    encoded = probe.encode(clip)
-    window = probe.windows()[0]
+    encoded = encode_clip(clip, space, torch.device(device))
+    (window,) = windows(protocol.clip_length, protocol.context_length, {"mid": protocol.horizons["mid"]})
     ctx, tgt = list(window.context), list(window.targets)
     half = encoded.halves["seg"][0]
     frame_hw = tuple(clip.frames.shape[-2:])
