@@ -88,12 +88,11 @@ def git_commit() -> str | None:
 
 
 def sha256_of(source: str) -> str:
-    path = Path(source.partition("::")[0])
-    if path.is_file():
-        from dfbench.checkpoints import sha256_file
+    """sha256 of a head's weight file: a local path, or ``repo::filename`` resolved in the hub cache."""
+    from dfbench.checkpoints import resolve_checkpoint, sha256_file
 
-        return sha256_file(path)
-    return source  # a hub id: its resolved file is hashed by the loader's cache
+    repo, _, filename = source.partition("::")
+    return sha256_file(resolve_checkpoint(repo, filename or "pytorch_model.bin"))
 
 
 def build_dataset(name: str, root: str | None, frame_size: int, options: dict[str, Any]):
