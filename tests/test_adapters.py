@@ -17,8 +17,7 @@ ASSETS = files("dfbench.adapters").joinpath("assets")
 
 def _asset(name):
     path = ASSETS.joinpath(name)
-    if not path.is_file():
-        pytest.skip(f"{name} is not shipped")
+    assert path.is_file(), f"{name} must ship with the package"
     return str(path)
 
 
@@ -52,8 +51,7 @@ def test_an_uncached_hub_id_offline_names_the_download_command(dfbench_cli, tmp_
 @pytest.mark.parametrize("name", ["deltaworld", "dino-world-bom"])
 def test_samples_of_a_row_do_not_depend_on_the_rest_of_the_batch(name):
     cls = get_model_class(name)
-    if not cls.runs_offline("tiny"):
-        pytest.skip(f"{name} has no shipped tiny weights")
+    assert cls.runs_offline("tiny"), f"{name} must ship tiny weights"
     space = load_feature_space("tiny")
     model = cls(space)
     g = torch.Generator().manual_seed(0)

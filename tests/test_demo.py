@@ -38,3 +38,9 @@ def test_demo_writes_results_tables_and_figure(demo_results):
 def test_the_benchmark_discriminates_present_from_copy_last(demo_results):
     gap = _value(demo_results, "present", "miou", "mid", "single") - _value(demo_results, "copy-last", "miou", "mid", "single")
     assert gap >= 10.0
+
+
+def test_demo_covers_every_builtin_model():
+    from dfbench.registry import BUILTIN_MODELS
+
+    assert demo_models() == list(BUILTIN_MODELS)
