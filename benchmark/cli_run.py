@@ -29,6 +29,8 @@ def parse_heads(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--num-samples", type=int, default=None, help="Samples per rollout for generative models (default 20).")
 @click.option("--horizons", default="short,mid", show_default=True, help="Comma-separated horizons.")
 @click.option("--batch-size", type=int, default=1, show_default=True, help="Clips per forward pass.")
+@click.option("--num-workers", type=int, default=None,
+              help="DataLoader processes decoding clips ahead of the model (default: 0 for synthetic, else 2).")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
               help="auto: bf16 autocast on CUDA as the reference evaluates, fp32 on the CPU.")
@@ -60,6 +62,7 @@ def run_command(**kw) -> None:
         dataset_options=dataset_options,
         precision=kw["precision"],
         feature_cache_dir=kw["feature_cache"],
+        num_workers=kw["num_workers"],
         progress=not kw["no_progress"],
     )
     path = run(options)

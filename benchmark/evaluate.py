@@ -185,29 +185,13 @@ def finalize_stats(record: dict[str, Any]) -> dict[str, Any]:
     return {"sample_id": record["sample_id"], "stats": out}
 
 
-def batched(items: Iterable, size: int) -> Iterable[list]:
-    batch = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 def run_evaluation(
     evaluator: Evaluator,
-    load: Callable[[str], Clip],
-    sample_ids: list[str],
-    batch_size: int,
+    batches: Iterable[list[Clip]],
     on_batch: Callable[[list[dict[str, Any]]], None],
 ) -> None:
-    """Evaluates ``sample_ids`` in batches of clips, handing each batch's records over."""
-    for ids in batched(sample_ids, max(1, batch_size)):
-        encoded = [evaluator.encode(load(sid)) for sid in ids]
+    """Evaluates batches of clips (decoded by a DataLoader), handing each batch's records over."""
+    for clips in batches:
+        encoded = [evaluator.encode(clip) for clip in clips]
         records = evaluator.evaluate(encoded)
         on_batch([finalize_stats(r) for r in records])
-
-
-__all__ = ["Evaluator", "EncodedClip", "row_generator", "run_evaluation"]

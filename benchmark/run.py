@@ -49,6 +49,7 @@ class RunOptions:
     dataset_options: dict[str, Any] = field(default_factory=dict)
     precision: str = "auto"
     feature_cache_dir: str | None = None
+    num_workers: int | None = None  # decoding processes; None: 0 for synthetic, 2 for files
     progress: bool = True
 
 
@@ -174,7 +175,14 @@ def run(options: RunOptions, feature_cache: FeatureCache | None = None, console=
             log.append(records)
             bar.advance(task, len(records))
 
-        run_evaluation(evaluator, dataset.load, todo, options.batch_size, on_batch)
+        from dfbench.data.loader import clip_loader
+
+        workers = options.num_workers if options.num_workers is not None else (0 if options.dataset == "synthetic" else 2)
+        batches = clip_loader(
+            dataset, batch_size=max(1, options.batch_size), num_workers=workers, sample_ids=todo,
+            pin_memory=device.type == "cuda",
+        )
+        run_evaluation(evaluator, batches, on_batch)
 
     records = log.finalize(sample_ids)
     entries = aggregate(records, dataset_cls.tasks)

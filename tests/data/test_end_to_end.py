@@ -85,3 +85,15 @@ def test_train_head_on_a_generated_training_split(tmp_path, dfbench_cli):
     head = load_head(str(path), "seg", load_feature_space("tiny").dim, 19)
     assert head.head.weight.shape == (19, load_feature_space("tiny").dim, 1, 1)
     assert head.bn.num_batches_tracked.item() > 0  # BatchNorm statistics come from the training features
+
+
+def test_decoding_in_worker_processes_gives_the_same_numbers(vspw_tree, tmp_path, head_files, dfbench_cli):
+    metrics = []
+    for workers in ("0", "2"):
+        out = tmp_path / workers
+        result = dfbench_cli("run", "--model", "copy-last", "--dataset", "vspw", "--data-root", str(vspw_tree),
+                             "--feature-space", "tiny", "--head", head_files["vspw"], "--batch-size", "2",
+                             "--num-workers", workers, "--output-dir", str(out), "--no-progress")
+        assert result.code == 0, result.err
+        metrics.append(json.loads((out / "vspw" / "copy-last.json").read_text())["metrics"])
+    assert metrics[0] == metrics[1]
