@@ -35,15 +35,9 @@ from dfbench.heads.linear import DepthHead, SegHead
 from dfbench.models import DeltaTok, DeltaTokConfig, DeltaWorld, DeltaWorldConfig, DINOWorld, DINOWorldConfig
 from dfbench.models.predictor import PredictorConfig
 
-# CI keeps ../shared beside the clone.
-LAYOUT_FILE = Path(__file__).resolve().parents[2] / ".." / "shared" / "reference" / "checkpoint_layout.json"
-
-
 @pytest.fixture(scope="module")
-def layout() -> dict:
-    if not LAYOUT_FILE.is_file():
-        pytest.skip(f"reference layout not found at {LAYOUT_FILE} (CI keeps ../shared beside the clone)")
-    return json.loads(LAYOUT_FILE.read_text())
+def layout(reference_file) -> dict:
+    return json.loads(reference_file("checkpoint_layout.json").read_text())
 
 
 def vitb(name: str, device: str = "meta") -> nn.Module:
