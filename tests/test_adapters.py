@@ -67,5 +67,6 @@ def test_samples_of_a_row_do_not_depend_on_the_rest_of_the_batch(name):
     together = predict([0, 1, 2])
     assert together.shape == (3, 5, 3, 64, space.dim)
     for r in range(3):
-        torch.testing.assert_close(predict([r])[0], together[r], rtol=0, atol=1e-5)
+        # same noise, same rollout: only float rounding of the batched matmuls may differ
+        torch.testing.assert_close(predict([r])[0], together[r], rtol=1e-4, atol=1e-4)
     assert not torch.allclose(together[0, 0], together[0, 1])  # the samples differ

@@ -248,12 +248,12 @@ def sample_agents(scene: Scene, table: MaterialTable, rng: np.random.Generator) 
             scale = scene.focal / scene.ground_depth[bottom]  # pixels per unit of size at this row
             colour = CAR_COLOURS[rng.integers(len(CAR_COLOURS))] + rng.normal(0, 10, 3)
             material = table.add(colour, 4, "car")
-            agents.append((CAR, bottom, (int(1.6 * scale), int(0.68 * scale)), material, rng.uniform(0.2, 0.32) * scale))
+            agents.append((CAR, bottom, (int(1.6 * scale), int(0.68 * scale)), material, rng.uniform(0.4, 0.64) * scale))
     for _ in range(int(rng.integers(1, 4))):
         bottom = int(rng.integers(scene.road_end + 2, scene.near_walk_end + 1))
         scale = scene.focal / scene.ground_depth[bottom]
         material = table.add(rng.uniform(30, 230, 3), 4, "person")
-        agents.append((PERSON, bottom, (max(5, int(0.3 * scale)), int(0.85 * scale)), material, rng.uniform(0.09, 0.13) * scale))
+        agents.append((PERSON, bottom, (max(5, int(0.3 * scale)), int(0.85 * scale)), material, rng.uniform(0.18, 0.26) * scale))
     return agents
 
 
