@@ -135,6 +135,8 @@ def run(options: RunOptions, feature_cache: FeatureCache | None = None, console=
     heads = {task: head.to(device) for task, head in heads.items()}
     head_sources = {t: options.heads.get(t) or head_source(fs_name, dataset_cls.name, t) for t in heads}
 
+    # A generator's version (synthetic) keys caches and resumes: new clips, new features.
+    data_version = str(getattr(getattr(dataset, "config", None), "version", ""))
     sample_ids = dataset.sample_ids()
     if options.limit is not None:
         sample_ids = sample_ids[: options.limit]
@@ -142,6 +144,7 @@ def run(options: RunOptions, feature_cache: FeatureCache | None = None, console=
     header = {
         "model": options.model,
         "dataset": options.dataset,
+        "dataset_version": data_version,
         "feature_space": fs_name,
         "protocol": protocol.as_dict(),
         "seed": options.seed,
@@ -164,7 +167,7 @@ def run(options: RunOptions, feature_cache: FeatureCache | None = None, console=
         seed=options.seed,
         device=device,
         feature_cache=feature_cache,
-        cache_key=(options.dataset, fs_name, protocol.version, str(feature_space.frame_size), str(dtype)),
+        cache_key=(options.dataset, data_version, fs_name, protocol.version, str(feature_space.frame_size), str(dtype)),
         autocast_dtype=dtype,
     )
     columns = [TextColumn(f"{options.model} on {options.dataset}"), BarColumn(), MofNCompleteColumn()]
