@@ -40,6 +40,19 @@ def test_the_benchmark_discriminates_present_from_copy_last(demo_results):
     assert gap >= 10.0
 
 
+def test_the_shipped_models_show_the_papers_ordering(demo_results):
+    """Paper, mid horizon with 20 samples: DeltaWorld best > DINO-world > Copy-last, and
+    DeltaWorld's mean within a few points of DINO-world."""
+    mid = {
+        "deltaworld best": _value(demo_results, "deltaworld", "miou", "mid", "best"),
+        "deltaworld mean": _value(demo_results, "deltaworld", "miou", "mid", "mean"),
+        "dino-world": _value(demo_results, "dino-world", "miou", "mid", "single"),
+        "copy-last": _value(demo_results, "copy-last", "miou", "mid", "single"),
+    }
+    assert mid["deltaworld best"] > mid["dino-world"] > mid["copy-last"], mid
+    assert abs(mid["deltaworld mean"] - mid["dino-world"]) <= 3.0, mid
+
+
 def test_demo_covers_every_builtin_model():
     from dfbench.registry import BUILTIN_MODELS
 
