@@ -8,11 +8,13 @@ from dfbench.errors import DfbenchError
 
 
 def parse_heads(values: tuple[str, ...]) -> dict[str, str]:
+    from dfbench.tasks import task_names
+
     heads = {}
     for value in values:
         task, sep, source = value.partition("=")
-        if not sep or task not in ("seg", "depth"):
-            raise DfbenchError(f"--head takes TASK=PATH with TASK seg or depth, got '{value}'.")
+        if not sep or task not in task_names():
+            raise DfbenchError(f"--head takes TASK=PATH with TASK one of {', '.join(task_names())}, got '{value}'.")
         heads[task] = source
     return heads
 

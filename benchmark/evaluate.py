@@ -12,15 +12,15 @@ from torch import nn
 
 from dfbench.adapters.base import Context, WorldModel
 from dfbench.config import Protocol
-from dfbench.data.base import SEG_IGNORE, Clip
+from dfbench.data.base import Clip
 from dfbench.errors import DfbenchError
 from dfbench.feature_cache import FeatureCache
 from dfbench.features.base import FeatureSpace
 from dfbench.heads.linear import features_to_map
-from dfbench.metrics import step_confusions, step_squared_errors
 from dfbench.protocol import Window, align_to_labels, label_halves, square_crops, windows
-from dfbench.results import encode_confusion, stat_key
+from dfbench.results import parse_stat_key, stat_key
 from dfbench.scoring import score_rollouts
+from dfbench.tasks import Task, get_task
 
 
 def row_generator(seed: int, sample_id: str, crop: int, horizon: str) -> torch.Generator:
@@ -72,7 +72,9 @@ def encode_clip(
         if feature_cache is not None:
             feature_cache.put(key, features)
     height, width = clip.frames.shape[-2:]
-    halves = {task: label_halves(labels, height, width) for task, labels in clip.labels.items()}
+    halves = {
+        task: label_halves(labels, height, width, get_task(task).ignore_value) for task, labels in clip.labels.items()
+    }
     return EncodedClip(clip, crops, features.to(device), halves, grid)
 
 
@@ -146,42 +148,32 @@ class Evaluator:
 
     def _accumulate(self, stats, clips, rows, window: Window, stat: str, chosen: torch.Tensor) -> None:
         steps = len(window.targets)
-        for task, head in self.heads.items():
+        for name, head in self.heads.items():
+            task = get_task(name)
             outputs = head(features_to_map(chosen, clips[0].grid)).float()
             outputs = outputs.reshape(len(rows), steps, *outputs.shape[1:])
             for row, (i, r) in enumerate(rows):
                 clip = clips[i]
-                labels = clip.halves[task][r][list(window.targets)].to(outputs.device)
+                labels = clip.halves[name][r][list(window.targets)].to(outputs.device)
                 aligned = align_to_labels(outputs[row], r, tuple(labels.shape[-2:]), *clip.frame_size)
                 self._add(stats[i], task, window.horizon_name, stat, aligned, labels)
 
     @staticmethod
-    def _add(stats: dict[str, Any], task: str, horizon: str, stat: str, outputs: torch.Tensor, labels: torch.Tensor) -> None:
-        """Adds one crop's per-step statistics ([K, C, h, w] outputs vs [K, h, w] labels)."""
-        # As the reference: a step whose label has no valid pixel is not a metric update,
-        # so a metric that never saw one (Cityscapes' unlabelled frames) does not exist.
-        if task == "seg":
-            has_labels = (labels != SEG_IGNORE).flatten(1).any(dim=1).tolist()
-            confusions = step_confusions(outputs, labels).cpu()
-            for step, present in enumerate(has_labels):
-                if present:
-                    key = stat_key(task, horizon, step, stat)
-                    prior = stats.get(key)
-                    stats[key] = {"confusion": confusions[step] if prior is None else prior["confusion"] + confusions[step]}
-        else:
-            sse, count = step_squared_errors(outputs, labels)
-            for step, (s, c) in enumerate(zip(sse.tolist(), count.tolist())):
-                if c:
-                    prior = stats.setdefault(stat_key(task, horizon, step, stat), {"sse": 0.0, "count": 0})
-                    prior["sse"] += s
-                    prior["count"] += c
+    def _add(stats: dict[str, Any], task: Task, horizon: str, stat: str, outputs: torch.Tensor, labels: torch.Tensor) -> None:
+        """Adds one crop's per-step statistics ([K, C, h, w] outputs vs [K, h, w] labels).
+
+        The head's output channels are the task's class count.
+        """
+        for step, step_stats in enumerate(task.statistics(outputs, labels, outputs.shape[1])):
+            if step_stats is None:  # no valid pixel: not a metric update (see Task.statistics)
+                continue
+            key = stat_key(task.name, horizon, step, stat)
+            stats[key] = step_stats if key not in stats else task.merge(stats[key], step_stats)
 
 
 def finalize_stats(record: dict[str, Any]) -> dict[str, Any]:
-    """Turns dense confusion matrices into their sparse JSON form."""
-    out = {}
-    for key, value in record["stats"].items():
-        out[key] = {"confusion": encode_confusion(value["confusion"])} if "confusion" in value else value
+    """Turns each task's in-memory statistics into their JSON form."""
+    out = {key: get_task(parse_stat_key(key)[0]).to_json(value) for key, value in record["stats"].items()}
     return {"sample_id": record["sample_id"], "stats": out}
 
 

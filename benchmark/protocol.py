@@ -14,8 +14,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dfbench.data.base import DEPTH_INVALID, SEG_IGNORE
-
 
 def resize_sizes(height: int, width: int, frame_size: int = 512, max_aspect: float = 2.0) -> tuple[int, int]:
     """Target (height, width): the short side becomes ``frame_size``, each side capped.
@@ -77,17 +75,16 @@ def square_crops(frames: torch.Tensor) -> torch.Tensor:
     return torch.stack([first, second])
 
 
-def label_halves(labels: torch.Tensor, frame_height: int, frame_width: int) -> torch.Tensor:
+def label_halves(labels: torch.Tensor, frame_height: int, frame_width: int, fill: float) -> torch.Tensor:
     """Labels [..., h, w] -> halves [R, ..., h', w'] matching :func:`square_crops`.
 
     Non-square frames cut the labels at ``w // 2`` (``h // 2`` for portrait frames) into
     two non-overlapping halves; when they differ by one, the first half is padded at
-    its far side (255 for segmentation, 0 for depth) so both have the same size.
+    its far side with ``fill``, the task's ignore value, so both have the same size.
     """
     wide = is_wide(frame_height, frame_width)
     if wide is None:
         return labels.unsqueeze(0)
-    fill = SEG_IGNORE if not labels.is_floating_point() else DEPTH_INVALID
     dim = -1 if wide else -2
     size = labels.shape[dim]
     mid = size // 2

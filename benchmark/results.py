@@ -15,13 +15,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from dfbench.errors import DfbenchError
-from dfbench.metrics import miou_from_confusion, rmse_from_sums
+from dfbench.tasks import Task, get_task
 
 SCHEMA_VERSION = 1
-TASK_METRIC = {"seg": "miou", "depth": "rmse"}
 
 
 def stat_key(task: str, horizon: str, step: int, stat: str) -> str:
@@ -33,44 +30,31 @@ def parse_stat_key(key: str) -> tuple[str, str, int, str]:
     return task, horizon, int(step), stat
 
 
-def encode_confusion(confusion: torch.Tensor) -> list[list[int]]:
-    """Sparse [row, col, count] triplets: VSPW's 124x124 matrix is mostly zeros."""
-    rows, cols = confusion.nonzero(as_tuple=True)
-    return [[int(r), int(c), int(confusion[r, c])] for r, c in zip(rows.tolist(), cols.tolist())]
-
-
-def decode_confusion(triplets: list[list[int]], num_classes: int) -> torch.Tensor:
-    out = torch.zeros(num_classes, num_classes, dtype=torch.long)
-    for r, c, n in triplets:
-        out[r, c] += n
-    return out
-
-
 def aggregate(records: Iterable[dict[str, Any]], num_classes: dict[str, int]) -> list[dict[str, Any]]:
-    """Sums per-clip statistics over the data set -> one metric entry per key.
+    """Sums per-clip statistics over the data set -> one metric entry per key and metric.
 
-    mIoU is reported in percent, RMSE in metres (the paper's units).
+    Each task merges and computes its own statistics, in its metrics' units (the
+    paper's: mIoU in percent, RMSE in metres).
     """
-    confusions: dict[str, torch.Tensor] = {}
-    sums: dict[str, list[float]] = {}
+    tasks: dict[str, Task] = {}
+    totals: dict[str, Any] = {}
     for record in records:
-        for key, stats in record["stats"].items():
-            task = parse_stat_key(key)[0]
-            if task == "seg":
-                matrix = decode_confusion(stats["confusion"], num_classes["seg"])
-                confusions[key] = confusions[key] + matrix if key in confusions else matrix
-            else:
-                acc = sums.setdefault(key, [0.0, 0])
-                acc[0] += stats["sse"]
-                acc[1] += stats["count"]
+        for key, data in record["stats"].items():
+            name = parse_stat_key(key)[0]
+            if name not in tasks:
+                if name not in num_classes:
+                    raise DfbenchError(
+                        f"records hold '{name}' statistics but the data set declares only {sorted(num_classes)}; "
+                        "aggregate them with the data set that wrote them."
+                    )
+                tasks[name] = get_task(name)
+            stats = tasks[name].from_json(data, num_classes[name])
+            totals[key] = tasks[name].merge(totals[key], stats) if key in totals else stats
     entries = []
-    for key in sorted({*confusions, *sums}):
-        task, horizon, step, stat = parse_stat_key(key)
-        if task == "seg":
-            value = 100.0 * miou_from_confusion(confusions[key])
-        else:
-            value = rmse_from_sums(*sums[key])
-        entries.append({"metric": TASK_METRIC[task], "horizon": horizon, "step": step, "stat": stat, "value": value})
+    for key in sorted(totals):
+        name, horizon, step, stat = parse_stat_key(key)
+        for metric, value in tasks[name].compute(totals[key]).items():
+            entries.append({"metric": metric, "horizon": horizon, "step": step, "stat": stat, "value": value})
     return entries
 
 

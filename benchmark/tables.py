@@ -4,7 +4,8 @@
 them into one DataFrame (one row per table row, one numeric column per data set,
 metric, horizon and statistic); ``format_latex`` and ``render_main_table`` only format
 that frame, so the csv, the LaTeX and the terminal always show the same numbers.
-Row order, names, decimals and arrows come from ``configs/tables/main.yaml``.
+Row order and names come from ``configs/tables/main.yaml``; metric names, decimals
+and arrows from the tasks' ``MetricDef``s.
 
 CSV schema (``main.csv``), one row per table row, in table order:
 
@@ -23,7 +24,7 @@ import json
 import math
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from functools import cache
 from importlib.resources import files
@@ -36,6 +37,7 @@ from rich.table import Table
 
 from dfbench.config import load_yaml
 from dfbench.errors import DfbenchError
+from dfbench.tasks import metric_defs
 
 SCHEMA_VERSION = 1
 STATS = ("best", "mean", "single")
@@ -77,7 +79,7 @@ def load_layout() -> Layout:
         upper_bound=raw["upper_bound"],
         models=raw["models"],
         datasets=raw["datasets"],
-        metrics=raw["metrics"],
+        metrics={metric.name: asdict(metric) for metric in metric_defs()},
         horizons=raw["horizons"],
         reference={k: str(v) for k, v in raw["reference"].items()},
     )

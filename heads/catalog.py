@@ -10,15 +10,12 @@ from torch import nn
 
 from dfbench.config import load_yaml
 from dfbench.errors import DfbenchError
-from dfbench.heads.linear import DepthHead, SegHead
+from dfbench.tasks import get_task
 
 
 def build_head(task: str, dim: int, num_classes: int) -> nn.Module:
-    if task == "seg":
-        return SegHead(dim, num_classes)
-    if task == "depth":
-        return DepthHead(dim)
-    raise DfbenchError(f"unknown task '{task}'; dfbench knows 'seg' and 'depth'.")
+    """A fresh head of the task's family; raises for an unknown task name."""
+    return get_task(task).build_head(dim, num_classes)
 
 
 def head_source(feature_space: str, dataset: str, task: str) -> str:

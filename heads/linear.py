@@ -21,8 +21,6 @@ def features_to_map(features: torch.Tensor, grid: tuple[int, int]) -> torch.Tens
 class SegHead(nn.Module):
     """BatchNorm + 1x1 linear to class logits (19 Cityscapes, 124 VSPW classes)."""
 
-    task = "seg"
-
     def __init__(self, dim: int, num_classes: int) -> None:
         super().__init__()
         self.num_classes = num_classes
@@ -41,8 +39,6 @@ class DepthHead(nn.Module):
     ``num_bins`` uniformly spaced depths in [min_depth, max_depth], and the output is
     the expected depth.
     """
-
-    task = "depth"
 
     def __init__(self, dim: int, min_depth: float = 1e-3, max_depth: float = 80.0, num_bins: int = 256) -> None:
         super().__init__()

@@ -2,8 +2,8 @@
 
 The head sees exactly what it sees at evaluation: square crops of protocol-resized
 frames, features at patch resolution, outputs upsampled onto the crop's label half.
-Segmentation uses cross-entropy over labelled pixels; depth uses the squared error
-over valid pixels, the quantity the benchmark's RMSE measures.
+The loss is the task's (``Task.training_loss``): cross-entropy over labelled pixels
+for segmentation, the squared error over valid pixels (what RMSE measures) for depth.
 """
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from dfbench.data.base import SEG_IGNORE, Clip
+from dfbench.data.base import Clip
 from dfbench.features.base import FeatureSpace
 from dfbench.heads.catalog import build_head
 from dfbench.heads.linear import features_to_map
 from dfbench.protocol import align_to_labels, label_halves, square_crops
+from dfbench.tasks import get_task
 
 
 @dataclass
@@ -38,10 +38,11 @@ def head_examples(
 ) -> list[HeadExample]:
     """Encodes the labelled frames of training clips into (features, label half) pairs."""
     examples = []
+    definition = get_task(task)
     for clip in clips:
         labels = clip.labels[task]
         height, width = clip.frames.shape[-2:]
-        labelled = [t for t in range(labels.shape[0]) if _has_labels(labels[t], task)]
+        labelled = [t for t, has in enumerate(definition.has_labels(labels).tolist()) if has]
         if frames_per_clip is not None:
             labelled = labelled[-frames_per_clip:]
         if not labelled:
@@ -49,15 +50,11 @@ def head_examples(
         crops = square_crops(clip.frames[labelled])
         feats = feature_space.encode(crops.reshape(-1, *crops.shape[-3:])).float().cpu()
         feats = feats.reshape(crops.shape[0], len(labelled), *feats.shape[-2:])
-        halves = label_halves(labels[labelled], height, width)
+        halves = label_halves(labels[labelled], height, width, definition.ignore_value)
         for r in range(crops.shape[0]):
             for i in range(len(labelled)):
                 examples.append(HeadExample(feats[r, i], halves[r, i], r, (height, width)))
     return examples
-
-
-def _has_labels(label: torch.Tensor, task: str) -> bool:
-    return bool((label != SEG_IGNORE).any()) if task == "seg" else bool((label > 0).any())
 
 
 def head_loss(head: nn.Module, batch: list[HeadExample], grid: tuple[int, int], task: str) -> torch.Tensor:
@@ -71,16 +68,12 @@ def head_loss(head: nn.Module, batch: list[HeadExample], grid: tuple[int, int], 
     for row, ex in enumerate(batch):
         groups.setdefault((ex.crop, tuple(ex.label.shape), ex.frame_size), []).append(row)
     total, pixels = outputs.new_zeros(()), 0
+    definition = get_task(task)
     for (crop, label_size, frame_size), rows in groups.items():
         out = align_to_labels(outputs[rows], crop, label_size, *frame_size)
         labels = torch.stack([batch[r].label for r in rows])
-        if task == "seg":
-            total = total + F.cross_entropy(out, labels, ignore_index=SEG_IGNORE, reduction="sum")
-            pixels += int((labels != SEG_IGNORE).sum())
-        else:
-            valid = labels > 0
-            total = total + ((out[:, 0] - labels)[valid] ** 2).sum()
-            pixels += int(valid.sum())
+        loss, count = definition.training_loss(out, labels)
+        total, pixels = total + loss, pixels + count
     return total / max(pixels, 1)
 
 

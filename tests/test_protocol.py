@@ -11,6 +11,7 @@ from dfbench.protocol import (
     square_crops,
     windows,
 )
+from dfbench.tasks import get_task
 
 
 def test_resize_sizes_match_the_reference_examples():
@@ -55,7 +56,7 @@ def test_overlap_is_decided_by_the_aspect_ratio():
 
 def test_odd_label_width_pads_the_first_half_on_the_right():
     labels = torch.arange(2 * 5).reshape(1, 2, 5)
-    halves = label_halves(labels, 32, 64)
+    halves = label_halves(labels, 32, 64, get_task("seg").ignore_value)
     assert halves.shape == (2, 1, 2, 3)
     assert torch.equal(halves[0, 0, :, :2], labels[0, :, :2])
     assert (halves[0, 0, :, 2] == 255).all()
@@ -64,14 +65,21 @@ def test_odd_label_width_pads_the_first_half_on_the_right():
 
 def test_odd_depth_label_pads_with_invalid_zero():
     depth = torch.ones(1, 3, 7)
-    halves = label_halves(depth, 4, 8)
+    halves = label_halves(depth, 4, 8, get_task("depth").ignore_value)
     assert halves.shape == (2, 1, 3, 4)
     assert (halves[0, 0, :, 3] == 0).all()
+    assert not get_task("depth").valid(halves[0, 0, :, 3]).any()
+
+
+def test_padding_uses_the_fill_it_is_given_whatever_the_dtype():
+    # a task with float labels and a non-zero invalid value (-1 here)
+    halves = label_halves(torch.ones(2, 5), 32, 64, -1.0)
+    assert (halves[0, :, 2] == -1.0).all() and (halves[1] == 1.0).all()
 
 
 def test_portrait_labels_split_rows():
     labels = torch.arange(5 * 2).reshape(5, 2)
-    halves = label_halves(labels, 64, 32)
+    halves = label_halves(labels, 64, 32, get_task("seg").ignore_value)
     assert halves.shape == (2, 3, 2)
     assert (halves[0, 2] == 255).all() and torch.equal(halves[1], labels[2:])
 

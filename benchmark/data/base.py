@@ -13,8 +13,9 @@ from typing import ClassVar
 
 import torch
 
-SEG_IGNORE = 255  # label value ignored by segmentation metrics
-DEPTH_INVALID = 0.0  # depth value marking pixels without ground truth
+# The tasks own these values; loaders write them into the labels they decode.
+from dfbench.tasks.depth import INVALID_DEPTH as DEPTH_INVALID
+from dfbench.tasks.segmentation import IGNORE_INDEX as SEG_IGNORE
 
 
 @dataclass
@@ -25,9 +26,10 @@ class Clip:
         sample_id: stable identifier, the same on every run and machine.
         frames: uint8 [T, 3, H, W], already resized per protocol.
         timestamps: float32 [T] seconds, relative to the first frame.
-        labels: task name ("seg" or "depth") -> label maps [T, h, w] at label
-            resolution (not resized): int64 with 255 = ignore for "seg", float32
-            metres with 0 = invalid for "depth". Frames without labels are all-ignore.
+        labels: task name (see :mod:`dfbench.tasks`) -> label maps [T, h, w] at
+            label resolution (not resized), pixels without ground truth set to the
+            task's ``ignore_value`` (class ids with 255 for segmentation, metres with
+            0 for depth). Frames without labels are all-ignore.
     """
 
     sample_id: str
@@ -51,7 +53,7 @@ class EvalDataset(abc.ABC):
     """
 
     name: ClassVar[str]
-    tasks: ClassVar[dict[str, int]]  # task -> number of classes (seg) or 1 (depth)
+    tasks: ClassVar[dict[str, int]]  # task name -> number of classes (1 for regression tasks)
     fps: ClassVar[float]
 
     @abc.abstractmethod
