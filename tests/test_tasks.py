@@ -105,6 +105,28 @@ def test_builtin_heads_come_from_the_task():
     assert depth.shape == (2, 1, 3, 3) and (depth > 0).all()
 
 
+@pytest.mark.parametrize("name", task_names())
+def test_every_task_scores_a_random_forecast_through_its_json_form(name):
+    task = get_task(name)
+    classification = isinstance(task.ignore_value, int)  # class ids, else a value in metres
+    num_classes = 4 if classification else 1
+    head = task.build_head(8, num_classes).eval()
+    g = torch.Generator().manual_seed(0)
+    outputs = head(torch.randn(3, 8, 4, 5, generator=g)).detach()
+    shape = (3, 4, 5)
+    labels = torch.randint(0, num_classes, shape, generator=g) if classification else 1 + 79 * torch.rand(shape, generator=g)
+    labels[:, 0] = task.ignore_value
+    labels[1] = task.ignore_value
+    found = task.statistics(outputs, labels, num_classes)
+    assert found[1] is None and found[0] is not None and found[2] is not None
+    total = task.from_json(json.loads(json.dumps(task.to_json(task.merge(found[0], found[2])))), num_classes)
+    values = task.compute(total)
+    assert list(values) == [m.name for m in task.metrics]
+    assert all(v == v for v in values.values())  # not NaN
+    loss, count = task.training_loss(outputs, labels)
+    assert count == int(task.valid(labels).sum()) == 2 * 3 * 5 and loss.item() > 0
+
+
 def test_existing_json_forms_are_read_and_written_unchanged():
     seg, depth = get_task("seg"), get_task("depth")
     triplets = {"confusion": [[0, 0, 7], [0, 2, 1], [2, 1, 3]]}

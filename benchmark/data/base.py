@@ -26,8 +26,9 @@ class Clip:
         sample_id: stable identifier, the same on every run and machine.
         frames: uint8 [T, 3, H, W], already resized per protocol.
         timestamps: float32 [T] seconds, relative to the first frame.
-        labels: task name (see :mod:`dfbench.tasks`) -> label maps [T, h, w] at
-            label resolution (not resized), pixels without ground truth set to the
+        labels: task name (see :mod:`dfbench.tasks`) -> label maps [T, h, w] (or
+            [T, C, h, w] for vector labels such as normals) at label resolution
+            (not resized), pixels without ground truth set to the
             task's ``ignore_value`` (class ids with 255 for segmentation, metres with
             0 for depth). Frames without labels are all-ignore.
     """
@@ -73,3 +74,6 @@ class EvalDataset(abc.ABC):
 
     def __getitem__(self, index: int) -> Clip:
         return self.load(self.sample_ids()[index])
+
+
+__all__ = ["DEPTH_INVALID", "SEG_IGNORE", "Clip", "DataProblem", "EvalDataset"]

@@ -35,8 +35,9 @@ class MetricDef:
 class Task(abc.ABC):
     """A dense prediction task scored from summed per-clip statistics.
 
-    Subclasses set the class attributes and implement ``build_head``, ``valid``,
-    ``statistics``, ``compute`` and ``training_loss``. The default statistics are a
+    Subclasses set the class attributes and implement ``build_head``, ``statistics``,
+    ``compute`` and ``training_loss``; ``valid`` needs overriding only when more than
+    the ``ignore_value`` marks missing ground truth. The default statistics are a
     dict of numbers that ``merge`` sums field by field and JSON stores as is; tasks
     whose statistics are tensors override ``merge``, ``to_json`` and ``from_json``.
     """
@@ -52,7 +53,7 @@ class Task(abc.ABC):
         """A fresh head mapping feature maps [M, dim, h, w] to outputs [M, C, h, w]."""
 
     def valid(self, labels: torch.Tensor) -> torch.Tensor:
-        """Boolean mask of the pixels that have ground truth."""
+        """Boolean mask [..., h, w] of the pixels that have ground truth."""
         return labels != self.ignore_value
 
     def has_labels(self, labels: torch.Tensor) -> torch.Tensor:
@@ -61,7 +62,7 @@ class Task(abc.ABC):
 
     @abc.abstractmethod
     def statistics(self, outputs: torch.Tensor, labels: torch.Tensor, num_classes: int) -> list[Any | None]:
-        """Per-step statistics of outputs [K, C, h, w] against labels [K, h, w].
+        """Per-step statistics of outputs [K, C, h, w] against labels [K, h, w] (or [K, C', h, w]).
 
         None for a step without a valid pixel: as in the reference, such a step is no
         metric update, so a metric that never saw a valid pixel does not exist.
@@ -84,7 +85,3 @@ class Task(abc.ABC):
 
     def from_json(self, data: dict[str, Any], num_classes: int) -> Any:
         return dict(data)
-
-    def metric(self, name: str) -> MetricDef:
-        (found,) = [m for m in self.metrics if m.name == name]
-        return found
