@@ -184,5 +184,3 @@ def render_main_table(table: MainTable) -> Table:
             out.add_row(*row, style="dim" if frame["role"].iloc[i] == "reference" else None,
                         end_section=i == block[-1])
     return out
-
-

@@ -50,7 +50,8 @@ def check_data(dataset_name: str, data_root: str | None, split_file: str | None,
     table.add_column("check")
     table.add_column("result")
     table.add_row("clips", str(clips) if clips is not None else "-")
-    table.add_row("mode", "deep (every pixel decoded)" if deep else "cheap (header and end marker)")
+    mode = "deep (every pixel decoded)" if deep else "cheap (header and end marker)"
+    table.add_row("mode", mode if root is not None else "embedded (no files to read)")
     table.add_row("problems", f"[red]{len(problems)}[/red]" if problems else "[green]0[/green]")
     console.print(table)
     if problems:

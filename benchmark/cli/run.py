@@ -67,4 +67,3 @@ def run_command(**kw) -> None:
     )
     path = run(options)
     click.echo(f"wrote {path}")
-
