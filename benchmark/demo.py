@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import click
 from rich.console import Console
 
 from dfbench.registry import BUILTIN_MODELS, get_model_class
@@ -25,20 +24,18 @@ def demo_models() -> list[str]:
     return [name for name in BUILTIN_MODELS if get_model_class(name).runs_offline(DEMO_FEATURE_SPACE)]
 
 
-@click.command("demo")
-@click.option("--output-dir", default="results", show_default=True)
-@click.option("--num-samples", type=int, default=None, help="Samples per rollout (default 20).")
-@click.option("--limit", type=int, default=None, help="Evaluate only the first N clips.")
-@click.option("--device", default="cpu", show_default=True)
-@click.option("--batch-size", type=int, default=8, show_default=True)
-def demo_command(output_dir: str, num_samples: int | None, limit: int | None, device: str, batch_size: int) -> None:
-    """Evaluate every built-in model on the synthetic benchmark and show the table."""
+def run_demo(
+    output_dir: str, num_samples: int | None = None, limit: int | None = None, device: str = "cpu",
+    batch_size: int = 8, console: Console | None = None,
+) -> None:
+    """Evaluates every demo model, prints and writes the main table, and draws the figure."""
     from dfbench.feature_cache import FeatureCache
     from dfbench.figure import save_demo_figure
     from dfbench.run import RunOptions, run
-    from dfbench.tables import build_main_table, render_main_table, save_main_table
+    from dfbench.table_render import render_main_table
+    from dfbench.tables import build_main_table, save_main_table
 
-    console = Console()
+    console = console or Console()
     started = time.perf_counter()
     cache = FeatureCache()
     for model in demo_models():

@@ -39,7 +39,7 @@ Conventions, worked out from the paper's Table B against its Table 2:
   "black -> first frame") are a constant per resolution that no clip has to recompute, so
   they are not counted; the paper's totals leave them out too.
 
-Files written by ``dfbench flops`` (see :mod:`dfbench.cli_flops`): ``flops_components.csv``
+Files written by ``dfbench flops`` (see :mod:`dfbench.cli.flops`): ``flops_components.csv``
 (one row per Table B entry) and ``flops.csv`` (``model,gflops`` totals, the file
 ``dfbench table main`` reads from its results folder for the GFLOPs column).
 """

@@ -2,8 +2,8 @@
 
 ``load_results`` reads ``<results-dir>/<dataset>/<model>.json``; ``main_table`` turns
 them into one DataFrame (one row per table row, one numeric column per data set,
-metric, horizon and statistic); ``format_latex`` and ``render_main_table`` only format
-that frame, so the csv, the LaTeX and the terminal always show the same numbers.
+metric, horizon and statistic); ``dfbench.table_render`` only formats that frame, so
+the csv, the LaTeX and the terminal always show the same numbers.
 Row order and names come from ``configs/tables/main.yaml``; metric names, decimals
 and arrows from the tasks' ``MetricDef``s.
 
@@ -22,29 +22,23 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from dataclasses import asdict, dataclass
-from decimal import ROUND_HALF_UP, Decimal
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from rich.markup import escape
-from rich.table import Table
 
 from dfbench.config import load_yaml
 from dfbench.errors import DfbenchError
+from dfbench.formatting import write_atomic
 from dfbench.tasks import metric_defs
 
 SCHEMA_VERSION = 1
 STATS = ("best", "mean", "single")
 # Folders under the results dir that hold outputs, not results files.
 NOT_RESULTS = ("tables", "reference")
-MISSING_TEX = "–"
-DAGGER_NOTE = "partial run: not all clips evaluated."
 
 
 @dataclass(frozen=True)
@@ -299,213 +293,7 @@ def main_table(results: list[dict], reference: bool = False, flops: dict[str, fl
     return MainTable(frame=frame, source=_source(results, reference, layout))
 
 
-# ---------------------------------------------------------------- formatting
-
-
-def column_groups(frame: pd.DataFrame) -> list[tuple[str, str, str]]:
-    """(dataset, metric, horizon) of the frame's value columns, in order."""
-    return list(dict.fromkeys(tuple(c.split("/")[:3]) for c in frame.columns if c.count("/") == 3))
-
-
-def _primary(row: pd.Series, key: str) -> float:
-    # The value a reader compares first: best-of-S for sampling models, else the single one.
-    for stat in ("best", "single", "mean"):
-        if not pd.isna(row[f"{key}/{stat}"]):
-            return float(row[f"{key}/{stat}"])
-    return math.nan
-
-
-def _fmt(value: float, decimals: int) -> str:
-    # Half up on the shortest decimal repr, as a reader rounds: 31.25 -> 31.3 (f-strings give 31.2).
-    return str(Decimal(repr(float(value))).quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP))
-
-
-def _cell(row: pd.Series, key: str, decimals: int) -> str | None:
-    best, mean, single = (row[f"{key}/{s}"] for s in STATS)
-    if not pd.isna(best):
-        return _fmt(best, decimals) + ("" if pd.isna(mean) else f" ({_fmt(mean, decimals)})")
-    for value in (single, mean):
-        if not pd.isna(value):
-            return _fmt(value, decimals)
-    return None
-
-
-def _bold_rows(frame: pd.DataFrame, key: str, metric: dict[str, Any]) -> set[int]:
-    """Positions of the best non-bound rows of one column (ties all bold)."""
-    if metric["higher_is_better"] is None:
-        return set()
-    scored = {
-        i: Decimal(_fmt(v, metric["decimals"]))
-        for i, (_, row) in enumerate(frame.iterrows())
-        if row["role"] == "model" and not math.isnan(v := _primary(row, key))
-    }
-    if not scored:
-        return set()
-    target = (max if metric["higher_is_better"] else min)(scored.values())
-    return {i for i, v in scored.items() if v == target}
-
-
-def _partial(row: pd.Series, dataset: str) -> bool:
-    complete = row.get(f"{dataset}/complete")
-    return complete is not pd.NA and complete is not None and not bool(complete)
-
-
-def _gflops(value: float) -> str | None:
-    if pd.isna(value):
-        return None
-    return f"{value:.0f}" if value >= 10 else f"{value:.2f}"
-
-
-@dataclass(frozen=True)
-class _Cells:
-    """Display strings shared by the LaTeX and terminal renderings."""
-
-    text: list[list[str | None]]
-    bold: list[list[bool]]
-    partial: list[list[bool]]
-
-
-def _cells(frame: pd.DataFrame, layout: Layout) -> _Cells:
-    groups = column_groups(frame)
-    bold_by_col = [_bold_rows(frame, "/".join(g), layout.metric(g[1])) for g in groups]
-    text, bold, partial = [], [], []
-    for i, (_, row) in enumerate(frame.iterrows()):
-        text.append([_cell(row, "/".join(g), layout.metric(g[1])["decimals"]) for g in groups])
-        bold.append([i in rows for rows in bold_by_col])
-        partial.append([_partial(row, g[0]) for g in groups])
-    return _Cells(text, bold, partial)
-
-
-def _blocks(frame: pd.DataFrame) -> list[list[int]]:
-    """Row positions grouped into lower bound, models, upper bound (reference rows follow theirs)."""
-    blocks: dict[str, list[int]] = {"lower_bound": [], "model": [], "upper_bound": []}
-    current = "model"
-    for i, role in enumerate(frame["role"]):
-        current = current if role == "reference" else role
-        blocks[current].append(i)
-    return [b for b in blocks.values() if b]
-
-
-def _header_blocks(frame: pd.DataFrame) -> list[tuple[str, str, int]]:
-    """(dataset, metric, number of horizon columns) runs of the column groups."""
-    runs: list[tuple[str, str, int]] = []
-    for dataset, metric, _ in column_groups(frame):
-        if runs and runs[-1][:2] == (dataset, metric):
-            runs[-1] = (dataset, metric, runs[-1][2] + 1)
-        else:
-            runs.append((dataset, metric, 1))
-    return runs
-
-
-_TEX_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
-                "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}"}
-
-
-def _tex_escape(text: str) -> str:
-    return "".join(_TEX_SPECIAL.get(ch, ch) for ch in text)
-
-
-def _arrow(metric: dict[str, Any], up: str, down: str) -> str:
-    if metric["higher_is_better"] is None:
-        return ""
-    return up if metric["higher_is_better"] else down
-
-
-def format_latex(table: MainTable) -> str:
-    """A booktabs ``tabular`` ready to paste into a paper.
-
-    Bounds sit in their own blocks and are never bolded; the best primary value
-    (best-of-S, or the single prediction) of each column among the other measured
-    rows is bold; missing cells are an en dash; partial runs carry a dagger.
-    """
-    frame, layout = table.frame, load_layout()
-    cells = _cells(frame, layout)
-    has_flops = "gflops" in frame.columns
-    ncols = 1 + len(column_groups(frame)) + has_flops
-    top, rules, col = [""], [], 2
-    for dataset, metric, width in _header_blocks(frame):
-        spec = layout.metric(metric)
-        label = f"{_tex_escape(layout.dataset_name(dataset))} {_tex_escape(spec['display'])}"
-        label += _arrow(spec, r" $\uparrow$", r" $\downarrow$")
-        top.append(rf"\multicolumn{{{width}}}{{c}}{{{label}}}")
-        rules.append(rf"\cmidrule(lr){{{col}-{col + width - 1}}}")
-        col += width
-    sub = ["Model", *(layout.horizons[h] for _, _, h in column_groups(frame))]
-    if has_flops:
-        top.append("")
-        sub.append("GFLOPs")
-
-    lines = [
-        f"% dfbench table main: {table.source}",
-        r"% needs \usepackage{booktabs}",
-        rf"\begin{{tabular}}{{l{'c' * len(column_groups(frame))}{'r' if has_flops else ''}}}",
-        r"\toprule",
-        " & ".join(top) + r" \\",
-        " ".join(rules),
-        " & ".join(sub) + r" \\",
-    ]
-    for block in _blocks(frame):
-        lines.append(r"\midrule")
-        for i in block:
-            row = [_tex_escape(frame["name"].iloc[i])]
-            for text, bold, partial in zip(cells.text[i], cells.bold[i], cells.partial[i]):
-                if text is None:
-                    row.append(MISSING_TEX)
-                    continue
-                if bold:
-                    first, _, rest = text.partition(" ")
-                    text = rf"\textbf{{{first}}}" + (f" {rest}" if rest else "")
-                row.append(text + (r"$^\dagger$" if partial else ""))
-            if has_flops:
-                row.append(_gflops(frame["gflops"].iloc[i]) or MISSING_TEX)
-            lines.append(" & ".join(row) + r" \\")
-    lines.append(r"\bottomrule")
-    if any(any(p) for p in cells.partial):
-        lines.append(rf"\multicolumn{{{ncols}}}{{l}}{{\footnotesize $^\dagger${DAGGER_NOTE}}} \\")
-    lines.append(r"\end{tabular}")
-    return "\n".join(lines) + "\n"
-
-
-def render_main_table(table: MainTable) -> Table:
-    """The same table for the terminal: bold best, dim reported rows, † partial runs."""
-    frame, layout = table.frame, load_layout()
-    cells = _cells(frame, layout)
-    partial = any(any(p) for p in cells.partial)
-    out = Table(title="Dense forecasting (Table 3 layout)", caption=f"† {DAGGER_NOTE}" if partial else None)
-    out.add_column("Model", no_wrap=True)
-    for dataset, metric, horizon in column_groups(frame):
-        spec = layout.metric(metric)
-        # Three header lines keep the columns as narrow as their "55.4 (53.7)" cells.
-        label = f"{layout.dataset_name(dataset)}\n{spec['display']}{_arrow(spec, ' ↑', ' ↓')}"
-        out.add_column(f"{escape(label)}\n{layout.horizons[horizon]}", justify="center")
-    if "gflops" in frame.columns:
-        out.add_column("GFLOPs", justify="right")
-    for block in _blocks(frame):
-        for i in block:
-            row = [escape(frame["name"].iloc[i])]
-            for text, bold, part in zip(cells.text[i], cells.bold[i], cells.partial[i]):
-                text = "–" if text is None else text + ("†" if part else "")
-                row.append(f"[bold]{text}[/bold]" if bold else text)
-            if "gflops" in frame.columns:
-                row.append(_gflops(frame["gflops"].iloc[i]) or "–")
-            out.add_row(*row, style="dim" if frame["role"].iloc[i] == "reference" else None,
-                        end_section=i == block[-1])
-    return out
-
-
 # ---------------------------------------------------------------- writing
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    # A reader (or a paper's build) never sees half a table, even if the run is killed.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def build_main_table(results_dir: str | Path, reference: bool = False) -> MainTable:
@@ -520,8 +308,11 @@ def save_main_table(table: MainTable, out_dir: str | Path) -> tuple[Path, Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     csv_path, tex_path = out / "main.csv", out / "main.tex"
-    _write_atomic(csv_path, table.frame.to_csv(index=False, lineterminator="\n"))
-    _write_atomic(tex_path, format_latex(table))
+    # Imported here: table_render reads this module's layout and frame types.
+    from dfbench.table_render import format_latex
+
+    write_atomic(csv_path, table.frame.to_csv(index=False, lineterminator="\n"))
+    write_atomic(tex_path, format_latex(table))
     return csv_path, tex_path
 
 

@@ -25,7 +25,7 @@ def head_source(feature_space: str, dataset: str, task: str) -> str:
     if entry is None:
         raise DfbenchError(
             f"no {task} head for feature space '{feature_space}' on '{dataset}'; train one with "
-            f"'dfbench train-head --feature-space {feature_space} --dataset {dataset}' and pass it with --head {task}=PATH."
+            f"'dfbench train head --feature-space {feature_space} --dataset {dataset}' and pass it with --head {task}=PATH."
         )
     if "file" in entry:
         return str(files("dfbench.heads").joinpath("assets", entry["file"]))

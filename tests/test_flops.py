@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from click.testing import CliRunner
 
-from dfbench.cli_flops import flops_command
+from dfbench.cli.flops import flops_command
 from dfbench.errors import DfbenchError
 from dfbench.flops import (
     _module,

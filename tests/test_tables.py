@@ -9,16 +9,10 @@ import pytest
 from click.testing import CliRunner
 from rich.console import Console
 
-from dfbench.cli_tables import table as table_cli
+from dfbench.cli.table import table as table_cli
 from dfbench.errors import DfbenchError
-from dfbench.tables import (
-    build_main_table,
-    format_latex,
-    load_results,
-    main_table,
-    render_main_table,
-    write_main_table,
-)
+from dfbench.table_render import format_latex, render_main_table
+from dfbench.tables import build_main_table, load_results, main_table, write_main_table
 
 GOLDEN = Path(__file__).parent / "golden"
 

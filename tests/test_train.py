@@ -254,7 +254,7 @@ def test_predictor_weights_load_like_the_shipped_assets(tmp_path, feature_space)
 
 
 def test_cli_trains_a_two_step_job(tmp_path, feature_space, monkeypatch):
-    from dfbench.cli_train import train_group
+    from dfbench.cli.train import train_group
 
     monkeypatch.setattr("dfbench.features.load_feature_space", lambda name, *a, **k: feature_space, raising=False)
     # Tokenizer first, then a DeltaWorld predictor on it, as the tiny recipes do.

@@ -12,7 +12,7 @@ from PIL import Image
 from trees import photo_like, write_png
 
 import dfbench.configs
-from dfbench.cli_data import check_data
+from dfbench.cli.check_data import check_data
 from dfbench.data import cityscapes, kitti, vspw
 from dfbench.data.base import DataProblem
 from dfbench.data.checks import check_dataset, check_image, ensure_data_ok, error_message

@@ -1,4 +1,4 @@
-"""`dfbench train-head`: fit a linear head on frozen features of a training split."""
+"""`dfbench train head` (formerly `train-head`): fit a linear head on frozen features of a training split."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def training_clips(dataset: str, root: str | None, frame_size: int, limit: int |
     ]
 
 
-@click.command("train-head")
+@click.command("head")
 @click.option("--feature-space", required=True, help="Feature space whose frozen features the head reads.")
 @click.option("--feature-space-path", default=None, help="Local folder of the feature-space weights.")
 @click.option("--dataset", required=True, help="Data set whose training split labels the head.")
@@ -65,3 +65,14 @@ def train_head_command(**kw) -> None:
         meta = {"feature_space": kw["feature_space"], "dataset": kw["dataset"], "task": task, "classes": str(num_classes)}
         save_head(head, path, meta)
         click.echo(f"wrote {path} ({len(examples)} crops, {time.perf_counter() - started:.1f}s)")
+
+
+# `dfbench train-head` keeps working for existing scripts; --help no longer lists it.
+train_head_alias = click.Command(
+    "train-head",
+    params=train_head_command.params,
+    callback=train_head_command.callback,
+    help=train_head_command.help,
+    hidden=True,
+    deprecated=True,
+)

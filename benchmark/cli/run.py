@@ -1,4 +1,4 @@
-"""`dfbench run` and `dfbench list`."""
+"""`dfbench run`: evaluate one model on one data set."""
 
 from __future__ import annotations
 
@@ -69,20 +69,3 @@ def run_command(**kw) -> None:
     )
     path = run(options)
     click.echo(f"wrote {path}")
-
-
-@click.command("list")
-def list_command() -> None:
-    """Show the models, data sets and feature spaces dfbench knows."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from dfbench import registry
-
-    table = Table(title="dfbench")
-    table.add_column("kind")
-    table.add_column("names")
-    table.add_row("models", ", ".join(registry.model_names()))
-    table.add_row("datasets", ", ".join(registry.dataset_names()))
-    table.add_row("feature spaces", ", ".join(registry.feature_space_names()))
-    Console().print(table)

@@ -5,9 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from rich.console import Console
-
-from dfbench.tables import build_main_table, render_main_table, save_main_table
 
 
 @click.group(name="table")
@@ -33,6 +30,11 @@ def table() -> None:
 @click.option("--reference", is_flag=True, help="Add the paper's reported numbers under our rows.")
 def main_table_command(results_dir: Path, out_dir: Path | None, reference: bool) -> None:
     """The main results table (the paper's Table 3 layout) as csv, LaTeX and on screen."""
+    from rich.console import Console
+
+    from dfbench.table_render import render_main_table
+    from dfbench.tables import build_main_table, save_main_table
+
     built = build_main_table(results_dir, reference=reference)
     csv_path, tex_path = save_main_table(built, out_dir if out_dir is not None else results_dir / "tables")
     console = Console()

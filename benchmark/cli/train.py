@@ -1,4 +1,5 @@
-"""`dfbench train`: train a tokenizer or a predictor from a configs/train/*.yaml recipe."""
+"""`dfbench train tokenizer|predictor|head`: train a tokenizer or a predictor from a
+configs/train/*.yaml recipe, or a task head on frozen features."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from pathlib import Path
 
 import click
 
-from dfbench.train.loop import PREDICTORS
+from dfbench.cli.lazy_choice import LazyChoice
+from dfbench.cli.train_head import train_head_command
 
 
 def _train(config_path: str, out: str | None, steps: int | None, resume: bool, export: str | None, **model) -> None:
@@ -36,7 +38,11 @@ def _common(command):
 
 @click.group("train")
 def train_group() -> None:
-    """Train DeltaTok tokenizers and world-model predictors (paper recipes, YAML configs)."""
+    """Train tokenizers, predictors and task heads.
+
+    Tokenizers and predictors follow the paper's recipes (configs/train/*.yaml); heads
+    fit on frozen features of a data set's training split.
+    """
 
 
 @train_group.command("tokenizer")
@@ -48,8 +54,12 @@ def tokenizer_command(config_path, out, steps, resume, export) -> None:
 
 @train_group.command("predictor")
 @_common
-@click.option("--model", type=click.Choice(sorted(PREDICTORS)), help="Predictor variant (default: the config's `model`).")
+@click.option("--model", type=LazyChoice("dfbench.train.loop:PREDICTORS", "VARIANT"),
+              help="Predictor variant (default: the config's `model`).")
 @click.option("--tokenizer", help="Tokenizer weights for a DeltaWorld variant (default: the config's `tokenizer`).")
 def predictor_command(config_path, out, steps, resume, export, model, tokenizer) -> None:
     """Train a DeltaWorld or DINO-world predictor on a frozen feature space."""
     _train(config_path, out, steps, resume, export, model=model, tokenizer=tokenizer)
+
+
+train_group.add_command(train_head_command)

@@ -1,7 +1,7 @@
-"""The `dfbench` command line.
+"""The `dfbench` group and entry point.
 
 Subcommands live in their own modules and are imported only when used, so
-`dfbench list` does not pay for pandas, transformers or diffusers.
+`dfbench list` does not pay for torch, pandas, transformers or diffusers.
 """
 
 from __future__ import annotations
@@ -15,14 +15,17 @@ from dfbench import __version__
 from dfbench.errors import DfbenchError
 
 LAZY_COMMANDS = {
-    "run": "dfbench.cli_run:run_command",
-    "list": "dfbench.cli_run:list_command",
-    "demo": "dfbench.demo:demo_command",
-    "table": "dfbench.cli_tables:table",
-    "check-data": "dfbench.cli_data:check_data",
-    "train-head": "dfbench.cli_heads:train_head_command",
-    "train": "dfbench.cli_train:train_group",
-    "flops": "dfbench.cli_flops:flops_command",
+    "run": "dfbench.cli.run:run_command",
+    "list": "dfbench.cli.list:list_command",
+    "demo": "dfbench.cli.demo:demo_command",
+    "table": "dfbench.cli.table:table",
+    "check-data": "dfbench.cli.check_data:check_data",
+    "train": "dfbench.cli.train:train_group",
+    "flops": "dfbench.cli.flops:flops_command",
+}
+# Old spellings that still work but are not listed in --help.
+HIDDEN_ALIASES = {
+    "train-head": "dfbench.cli.train_head:train_head_alias",
 }
 
 
@@ -33,8 +36,9 @@ class LazyGroup(click.Group):
         return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        if name in LAZY_COMMANDS:
-            module, _, attr = LAZY_COMMANDS[name].partition(":")
+        target = LAZY_COMMANDS.get(name) or HIDDEN_ALIASES.get(name)
+        if target is not None:
+            module, _, attr = target.partition(":")
             return getattr(importlib.import_module(module), attr)
         return super().get_command(ctx, name)
 

@@ -1,0 +1,186 @@
+"""The main table's LaTeX and terminal renderings, pure functions of ``MainTable``.
+
+Both renderings share one set of display cells (``_cells``), so the paper's LaTeX and
+the terminal always bold, dash and dagger the same cells. Numbers and LaTeX text go
+through :mod:`dfbench.formatting`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from rich.markup import escape
+from rich.table import Table
+
+from dfbench.formatting import arrow, bold_tex, booktabs, format_number, round_half_up, tex_escape, tex_row
+from dfbench.tables import STATS, Layout, MainTable, load_layout
+
+MISSING_TEX = "–"
+DAGGER_NOTE = "partial run: not all clips evaluated."
+
+
+def column_groups(frame: pd.DataFrame) -> list[tuple[str, str, str]]:
+    """(dataset, metric, horizon) of the frame's value columns, in order."""
+    return list(dict.fromkeys(tuple(c.split("/")[:3]) for c in frame.columns if c.count("/") == 3))
+
+
+def _primary(row: pd.Series, key: str) -> float:
+    # The value a reader compares first: best-of-S for sampling models, else the single one.
+    for stat in ("best", "single", "mean"):
+        if not pd.isna(row[f"{key}/{stat}"]):
+            return float(row[f"{key}/{stat}"])
+    return math.nan
+
+
+def _cell(row: pd.Series, key: str, decimals: int) -> str | None:
+    best, mean, single = (row[f"{key}/{s}"] for s in STATS)
+    if not pd.isna(best):
+        return format_number(best, decimals) + ("" if pd.isna(mean) else f" ({format_number(mean, decimals)})")
+    for value in (single, mean):
+        if not pd.isna(value):
+            return format_number(value, decimals)
+    return None
+
+
+def _bold_rows(frame: pd.DataFrame, key: str, metric: dict[str, Any]) -> set[int]:
+    """Positions of the best non-bound rows of one column (ties all bold)."""
+    if metric["higher_is_better"] is None:
+        return set()
+    scored = {
+        i: round_half_up(v, metric["decimals"])
+        for i, (_, row) in enumerate(frame.iterrows())
+        if row["role"] == "model" and not math.isnan(v := _primary(row, key))
+    }
+    if not scored:
+        return set()
+    target = (max if metric["higher_is_better"] else min)(scored.values())
+    return {i for i, v in scored.items() if v == target}
+
+
+def _partial(row: pd.Series, dataset: str) -> bool:
+    complete = row.get(f"{dataset}/complete")
+    return complete is not pd.NA and complete is not None and not bool(complete)
+
+
+def _gflops(value: float) -> str | None:
+    if pd.isna(value):
+        return None
+    return format_number(value, 0 if value >= 10 else 2)
+
+
+@dataclass(frozen=True)
+class _Cells:
+    """Display strings shared by the LaTeX and terminal renderings."""
+
+    text: list[list[str | None]]
+    bold: list[list[bool]]
+    partial: list[list[bool]]
+
+
+def _cells(frame: pd.DataFrame, layout: Layout) -> _Cells:
+    groups = column_groups(frame)
+    bold_by_col = [_bold_rows(frame, "/".join(g), layout.metric(g[1])) for g in groups]
+    text, bold, partial = [], [], []
+    for i, (_, row) in enumerate(frame.iterrows()):
+        text.append([_cell(row, "/".join(g), layout.metric(g[1])["decimals"]) for g in groups])
+        bold.append([i in rows for rows in bold_by_col])
+        partial.append([_partial(row, g[0]) for g in groups])
+    return _Cells(text, bold, partial)
+
+
+def _blocks(frame: pd.DataFrame) -> list[list[int]]:
+    """Row positions grouped into lower bound, models, upper bound (reference rows follow theirs)."""
+    blocks: dict[str, list[int]] = {"lower_bound": [], "model": [], "upper_bound": []}
+    current = "model"
+    for i, role in enumerate(frame["role"]):
+        current = current if role == "reference" else role
+        blocks[current].append(i)
+    return [b for b in blocks.values() if b]
+
+
+def _header_blocks(frame: pd.DataFrame) -> list[tuple[str, str, int]]:
+    """(dataset, metric, number of horizon columns) runs of the column groups."""
+    runs: list[tuple[str, str, int]] = []
+    for dataset, metric, _ in column_groups(frame):
+        if runs and runs[-1][:2] == (dataset, metric):
+            runs[-1] = (dataset, metric, runs[-1][2] + 1)
+        else:
+            runs.append((dataset, metric, 1))
+    return runs
+
+
+def format_latex(table: MainTable) -> str:
+    """A booktabs ``tabular`` ready to paste into a paper.
+
+    Bounds sit in their own blocks and are never bolded; the best primary value
+    (best-of-S, or the single prediction) of each column among the other measured
+    rows is bold; missing cells are an en dash; partial runs carry a dagger.
+    """
+    frame, layout = table.frame, load_layout()
+    cells = _cells(frame, layout)
+    has_flops = "gflops" in frame.columns
+    ncols = 1 + len(column_groups(frame)) + has_flops
+    top, rules, col = [""], [], 2
+    for dataset, metric, width in _header_blocks(frame):
+        spec = layout.metric(metric)
+        label = f"{tex_escape(layout.dataset_name(dataset))} {tex_escape(spec['display'])}"
+        label += arrow(spec["higher_is_better"], r" $\uparrow$", r" $\downarrow$")
+        top.append(rf"\multicolumn{{{width}}}{{c}}{{{label}}}")
+        rules.append(rf"\cmidrule(lr){{{col}-{col + width - 1}}}")
+        col += width
+    sub = ["Model", *(layout.horizons[h] for _, _, h in column_groups(frame))]
+    if has_flops:
+        top.append("")
+        sub.append("GFLOPs")
+
+    header = [tex_row(top), " ".join(rules), tex_row(sub)]
+    blocks = []
+    for block in _blocks(frame):
+        rows = []
+        for i in block:
+            row = [tex_escape(frame["name"].iloc[i])]
+            for text, bold, partial in zip(cells.text[i], cells.bold[i], cells.partial[i]):
+                if text is None:
+                    row.append(MISSING_TEX)
+                    continue
+                row.append((bold_tex(text) if bold else text) + (r"$^\dagger$" if partial else ""))
+            if has_flops:
+                row.append(_gflops(frame["gflops"].iloc[i]) or MISSING_TEX)
+            rows.append(tex_row(row))
+        blocks.append(rows)
+    footer = []
+    if any(any(p) for p in cells.partial):
+        footer.append(tex_row([rf"\multicolumn{{{ncols}}}{{l}}{{\footnotesize $^\dagger${DAGGER_NOTE}}}"]))
+    columns = f"l{'c' * len(column_groups(frame))}{'r' if has_flops else ''}"
+    comments = [f"dfbench table main: {table.source}", r"needs \usepackage{booktabs}"]
+    return booktabs(columns, header, blocks, comments=comments, footer=footer)
+
+
+def render_main_table(table: MainTable) -> Table:
+    """The same table for the terminal: bold best, dim reported rows, † partial runs."""
+    frame, layout = table.frame, load_layout()
+    cells = _cells(frame, layout)
+    partial = any(any(p) for p in cells.partial)
+    out = Table(title="Dense forecasting (Table 3 layout)", caption=f"† {DAGGER_NOTE}" if partial else None)
+    out.add_column("Model", no_wrap=True)
+    for dataset, metric, horizon in column_groups(frame):
+        spec = layout.metric(metric)
+        # Three header lines keep the columns as narrow as their "55.4 (53.7)" cells.
+        label = f"{layout.dataset_name(dataset)}\n{spec['display']}{arrow(spec['higher_is_better'], ' ↑', ' ↓')}"
+        out.add_column(f"{escape(label)}\n{layout.horizons[horizon]}", justify="center")
+    if "gflops" in frame.columns:
+        out.add_column("GFLOPs", justify="right")
+    for block in _blocks(frame):
+        for i in block:
+            row = [escape(frame["name"].iloc[i])]
+            for text, bold, part in zip(cells.text[i], cells.bold[i], cells.partial[i]):
+                text = "–" if text is None else text + ("†" if part else "")
+                row.append(f"[bold]{text}[/bold]" if bold else text)
+            if "gflops" in frame.columns:
+                row.append(_gflops(frame["gflops"].iloc[i]) or "–")
+            out.add_row(*row, style="dim" if frame["role"].iloc[i] == "reference" else None,
+                        end_section=i == block[-1])
+    return out
