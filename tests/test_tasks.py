@@ -14,7 +14,7 @@ from torch import nn
 
 from dfbench import tasks
 from dfbench.adapters.copy_last import CopyLast
-from dfbench.cli_run import parse_heads
+from dfbench.cli.run import parse_heads
 from dfbench.config import Protocol
 from dfbench.data.base import Clip
 from dfbench.errors import DfbenchError
