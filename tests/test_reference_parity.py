@@ -21,6 +21,7 @@ from dfbench.data.base import Clip
 from dfbench.evaluate import Evaluator, finalize_stats
 from dfbench.features.dinov3 import Dinov3FeatureSpace
 from dfbench.heads import DepthHead, SegHead
+from dfbench.heads.linear import features_to_map
 from dfbench.results import aggregate
 from dfbench.scoring import best_of
 
@@ -48,18 +49,40 @@ def feature_space(fixture_a):
     )
 
 
+def _seg_head(fixture, classes: int) -> SegHead:
+    head = SegHead(fixture["config"]["backbone_config"]["hidden_size"], classes)
+    head.load_state_dict(fixture["state_dicts"][f"seg_head_{classes}"])
+    return head.eval()
+
+
+def _depth_head(fixture) -> DepthHead:
+    depth = fixture["config"]["depth_head"]
+    head = DepthHead(fixture["config"]["backbone_config"]["hidden_size"], depth["min_depth"], depth["max_depth"], depth["num_bins"])
+    head.load_state_dict(fixture["state_dicts"]["depth_head"])
+    return head.eval()
+
+
 def _head(fixture, dataset: str) -> tuple[str, int, torch.nn.Module]:
-    config = fixture["config"]
-    dim = config["backbone_config"]["hidden_size"]
+    """The task, class count and head the reference evaluated ``dataset`` with."""
     if dataset in SEG_HEAD_INDEX:
-        classes = config["seg_head_classes"][SEG_HEAD_INDEX[dataset]]
-        task, head, key = "seg", SegHead(dim, classes), f"seg_head_{classes}"
-    else:
-        depth = config["depth_head"]
-        task, classes, key = "depth", 1, "depth_head"
-        head = DepthHead(dim, depth["min_depth"], depth["max_depth"], depth["num_bins"])
-    head.load_state_dict(fixture["state_dicts"][key])
-    return task, classes, head.eval()
+        classes = fixture["config"]["seg_head_classes"][SEG_HEAD_INDEX[dataset]]
+        return "seg", classes, _seg_head(fixture, classes)
+    return "depth", 1, _depth_head(fixture)
+
+
+@torch.no_grad()
+def test_heads_match_the_reference_on_its_feature_maps(fixture_a):
+    config, expected = fixture_a["config"], fixture_a["outputs"]["heads"]
+    patch = config["backbone_config"]["patch_size"]
+    grid = (config["frames"]["H"] // patch, config["frames"]["W"] // patch)
+    feature_map = features_to_map(fixture_a["outputs"]["backbone"]["features"], grid)
+    torch.testing.assert_close(feature_map, expected["feature_map"], atol=0, rtol=0)
+    for classes in config["seg_head_classes"]:
+        logits = _seg_head(fixture_a, classes)(feature_map)
+        torch.testing.assert_close(logits, expected[f"seg_head_{classes}_logits"], atol=1e-5, rtol=0)
+    depth = _depth_head(fixture_a)(feature_map)
+    # depths run up to max_depth metres: fp32 rounding there is relative (~3e-7)
+    torch.testing.assert_close(depth, expected["depth_head_depth"], atol=1e-5, rtol=1e-6)
 
 
 def _rollouts_by_context(batch: dict) -> dict[int, dict[int, tuple[torch.Tensor, dict]]]:
