@@ -144,6 +144,7 @@ class Evaluator:
         preds = self._checked(forecast.features, features.shape, len(tgt))
         return score_rollouts(preds.float(), features[:, tgt], self.model.stochastic, self.protocol.loss_beta)
 
+    @torch.no_grad()
     def aligned_outputs(
         self, clips: list[EncodedClip], window: Window, task: str, chosen: torch.Tensor
     ) -> list[torch.Tensor]:
