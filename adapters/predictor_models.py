@@ -113,16 +113,7 @@ class PredictorWorldModel(WorldModel):
 
     def to(self, device):
         self.net.to(device)
-        self._black = {}
         return self
-
-    def _black_frame(self, size: int) -> torch.Tensor:
-        """Features of an all-zero frame at the crop size, computed once per size."""
-        cache = self.__dict__.setdefault("_black", {})
-        if size not in cache:
-            with torch.no_grad():
-                cache[size] = self.feature_space.black_frame(size, size).float()
-        return cache[size]
 
     def checkpoint_files(self) -> dict[str, str]:
         return dict(self._files)
@@ -135,7 +126,8 @@ class PredictorWorldModel(WorldModel):
         # All K steps' noise drawn up front from each row's own generator: [B, K, S, 1, Dp].
         steps = target_timestamps.shape[1]
         noise = randn_rows(context.generators, (steps, samples, 1, width), device) * std if self.stochastic else None
-        black = self._black_frame(context.frames.shape[-1]) if self.family == "deltaworld" else None
+        side = context.frames.shape[-1]  # square crops; the feature space caches their black frame
+        black = self.feature_space.black_frame(side, side) if self.family == "deltaworld" else None
         preds = self.net.rollout(
             context.features.float(),
             context.timestamps.float(),

@@ -78,6 +78,11 @@ def encode_clip(
     return EncodedClip(clip, crops, features.to(device), halves, grid)
 
 
+def crop_rows(clips: list[EncodedClip]) -> list[tuple[int, int]]:
+    """(clip index, crop index) of every row of a batch, clip-major: the batch's row order."""
+    return [(i, r) for i, c in enumerate(clips) for r in range(c.crops.shape[0])]
+
+
 @dataclass
 class Evaluator:
     """Evaluates one world model on clips of one data set under one protocol."""
@@ -105,31 +110,54 @@ class Evaluator:
     def evaluate(self, clips: list[EncodedClip]) -> list[dict[str, Any]]:
         """Per-clip records of sufficient statistics for a batch of encoded clips."""
         stats: list[dict[str, Any]] = [{} for _ in clips]
-        rows = [(i, r) for i, c in enumerate(clips) for r in range(c.crops.shape[0])]
+        rows = crop_rows(clips)
+        for window in self.windows():
+            for stat, chosen in self.forecast(clips, window).items():
+                self._accumulate(stats, clips, rows, window, stat, chosen)
+        return [{"sample_id": c.clip.sample_id, "stats": s} for c, s in zip(clips, stats)]
+
+    @torch.no_grad()
+    def forecast(self, clips: list[EncodedClip], window: Window) -> dict[str, torch.Tensor]:
+        """The model's side of one window: context, predict, checks and scoring.
+
+        Returns stat ("best", "mean" or "single") -> the features [rows, K, N, D] the heads
+        read, one row per crop of :func:`crop_rows`. Scored with the protocol's loss, so
+        what the demo figure shows is what the evaluation scores.
+        """
+        rows = crop_rows(clips)
         grid = clips[0].grid
         if any(c.grid != grid for c in clips):
             raise DfbenchError("clips of one batch have different crop sizes; use --batch-size 1 for this data set.")
         features = torch.cat([c.features for c in clips])
         frames = torch.cat([c.crops for c in clips])
         timestamps = torch.cat([c.clip.timestamps.expand(c.crops.shape[0], -1) for c in clips]).to(self.device)
-        for window in self.windows():
-            ctx, tgt = list(window.context), list(window.targets)
-            generators = [row_generator(self.seed, clips[i].clip.sample_id, r, window.horizon_name) for i, r in rows]
-            context = Context(
-                frames=frames[:, ctx].to(self.device),
-                timestamps=timestamps[:, ctx],
-                features=features[:, ctx],
-                grid=grid,
-                generators=generators,
-                future_features=features[:, tgt] if self.model.oracle else None,
-            )
-            with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
-                forecast = self.model.predict(context, timestamps[:, tgt], self.num_samples)
-            preds = self._checked(forecast.features, features.shape, len(tgt))
-            scored = score_rollouts(preds.float(), features[:, tgt], self.model.stochastic, self.protocol.loss_beta)
-            for stat, chosen in scored.items():
-                self._accumulate(stats, clips, rows, window, stat, chosen)
-        return [{"sample_id": c.clip.sample_id, "stats": s} for c, s in zip(clips, stats)]
+        ctx, tgt = list(window.context), list(window.targets)
+        generators = [row_generator(self.seed, clips[i].clip.sample_id, r, window.horizon_name) for i, r in rows]
+        context = Context(
+            frames=frames[:, ctx].to(self.device),
+            timestamps=timestamps[:, ctx],
+            features=features[:, ctx],
+            grid=grid,
+            generators=generators,
+            future_features=features[:, tgt] if self.model.oracle else None,
+        )
+        with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
+            forecast = self.model.predict(context, timestamps[:, tgt], self.num_samples)
+        preds = self._checked(forecast.features, features.shape, len(tgt))
+        return score_rollouts(preds.float(), features[:, tgt], self.model.stochastic, self.protocol.loss_beta)
+
+    @torch.no_grad()
+    def aligned_outputs(
+        self, clips: list[EncodedClip], window: Window, task: str, chosen: torch.Tensor
+    ) -> list[torch.Tensor]:
+        """The task head's outputs [K, C, lh, lw] on ``chosen`` features, per crop row, on its label half."""
+        outputs = self.heads[task](features_to_map(chosen, clips[0].grid)).float()
+        outputs = outputs.reshape(chosen.shape[0], len(window.targets), *outputs.shape[1:])
+        aligned = []
+        for row, (i, r) in enumerate(crop_rows(clips)):
+            label_size = tuple(clips[i].halves[task].shape[-2:])
+            aligned.append(align_to_labels(outputs[row], r, label_size, *clips[i].frame_size))
+        return aligned
 
     def _checked(self, preds: torch.Tensor, feature_shape: torch.Size, steps: int) -> torch.Tensor:
         rows, _, tokens, dim = feature_shape

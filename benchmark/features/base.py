@@ -34,7 +34,22 @@ class FeatureSpace(nn.Module, abc.ABC):
         """
 
     def black_frame(self, height: int, width: int) -> torch.Tensor:
-        """Features [N, D] of an all-zero uint8 frame (DeltaWorld's first context)."""
+        """Features [N, D] of an all-zero uint8 frame (DeltaWorld's first context), as fp32.
+
+        Computed once per frame size, device and autocast dtype and shared by every model
+        on this feature space (the encoder is frozen). Callers must not modify the result.
+        """
         device = next(self.parameters()).device
-        zeros = torch.zeros(1, 3, height, width, dtype=torch.uint8, device=device)
-        return self.encode(zeros)[0]
+        autocast = torch.get_autocast_dtype(device.type) if torch.is_autocast_enabled(device.type) else None
+        key = (height, width, device, autocast)
+        cache = self.__dict__.setdefault("_black_frames", {})
+        if key not in cache:
+            zeros = torch.zeros(1, 3, height, width, dtype=torch.uint8, device=device)
+            with torch.no_grad():
+                cache[key] = self.encode(zeros)[0].float()
+        return cache[key]
+
+    def _apply(self, fn, *args, **kwargs):
+        # .to(), .half() and friends may change the weights the cached features came from.
+        self.__dict__.pop("_black_frames", None)
+        return super()._apply(fn, *args, **kwargs)

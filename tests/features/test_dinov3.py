@@ -14,15 +14,22 @@ from dfbench.features.dinov3 import DINOV3_WEIGHTS, Dinov3FeatureSpace, load_din
 
 
 @pytest.fixture(scope="module")
-def fixture(reference_file) -> dict:
-    return torch.load(reference_file("tiny_fixture_a.pt"), weights_only=True)
+def fixture(fixture_a) -> dict:
+    """The reference fixture of tests/conftest.py (tiny_fixture_a.pt or $DFBENCH_FIXTURE_A)."""
+    return fixture_a
+
+
+def space_of(fixture: dict, state_dict: dict, **options) -> Dinov3FeatureSpace:
+    """The fixture's backbone at the crop side its validation runs used."""
+    side = fixture["config"]["validation"]["frame_size"]
+    return Dinov3FeatureSpace.from_config_and_state_dict(
+        fixture["config"], state_dict, frame_size=side, name="fixture", **options
+    )
 
 
 @pytest.fixture(scope="module")
 def fixture_space(fixture) -> Dinov3FeatureSpace:
-    return Dinov3FeatureSpace.from_config_and_state_dict(
-        fixture["config"], fixture["state_dicts"]["backbone_hf"], frame_size=32, name="fixture"
-    )
+    return space_of(fixture, fixture["state_dicts"]["backbone_hf"])
 
 
 def test_preprocessing_is_bit_exact_with_the_reference(fixture, fixture_space):
@@ -52,7 +59,7 @@ def test_both_key_conventions_load_to_the_same_model(fixture, fixture_space):
     hub_keys = fixture["state_dicts"]["backbone_hf"]
     assert any(k.startswith("layer.") for k in hub_keys)
     nested = {(f"model.{k}" if k.startswith("layer.") else k): v for k, v in hub_keys.items()}
-    space = Dinov3FeatureSpace.from_config_and_state_dict(fixture["config"], nested, frame_size=32, name="fixture")
+    space = space_of(fixture, nested)
     frames = fixture["inputs"]["frames"][0]
     assert torch.equal(space.encode(frames), fixture_space.encode(frames))
     # Renaming is idempotent and never touches keys the model already uses.
@@ -64,7 +71,7 @@ def test_mismatched_state_dict_is_rejected(fixture):
     weights = dict(fixture["state_dicts"]["backbone_hf"])
     weights.pop("norm.weight")
     with pytest.raises(RuntimeError, match="norm.weight"):
-        Dinov3FeatureSpace.from_config_and_state_dict(fixture["config"], weights, frame_size=32, name="fixture")
+        space_of(fixture, weights)
 
 
 def test_fixture_space_describes_itself(fixture, fixture_space):
@@ -149,21 +156,18 @@ def test_weight_cards_keep_source_feed_and_provenance():
 
 
 def test_encode_rejects_bad_frames(fixture_space):
+    side = 4 * fixture_space.patch_size
     with pytest.raises(DfbenchError, match="uint8"):
-        fixture_space.encode(torch.zeros(1, 3, 32, 32))
+        fixture_space.encode(torch.zeros(1, 3, side, side))
     with pytest.raises(DfbenchError, match="multiple of the patch size"):
-        fixture_space.encode(torch.zeros(1, 3, 30, 32, dtype=torch.uint8))
+        fixture_space.encode(torch.zeros(1, 3, side - 1, side, dtype=torch.uint8))
 
 
 def test_bfloat16_is_rejected_only_when_unsupported(fixture):
     with pytest.raises(DfbenchError, match="dtype"):
-        Dinov3FeatureSpace.from_config_and_state_dict(
-            fixture["config"], fixture["state_dicts"]["backbone_hf"], frame_size=32, name="f", dtype=torch.float16
-        )
+        space_of(fixture, fixture["state_dicts"]["backbone_hf"], dtype=torch.float16)
     # On CPU the bf16 option leaves the forward pass in fp32.
-    space = Dinov3FeatureSpace.from_config_and_state_dict(
-        fixture["config"], fixture["state_dicts"]["backbone_hf"], frame_size=32, name="f", dtype=torch.bfloat16
-    )
+    space = space_of(fixture, fixture["state_dicts"]["backbone_hf"], dtype=torch.bfloat16)
     frames = fixture["inputs"]["frames"][0]
     torch.testing.assert_close(space.encode(frames), fixture["outputs"]["backbone"]["features"][0], atol=1e-5, rtol=0)
 
@@ -171,9 +175,7 @@ def test_bfloat16_is_rejected_only_when_unsupported(fixture):
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_bfloat16_autocast_on_cuda_stays_close(fixture):
-    space = Dinov3FeatureSpace.from_config_and_state_dict(
-        fixture["config"], fixture["state_dicts"]["backbone_hf"], frame_size=32, name="f", device="cuda", dtype=torch.bfloat16
-    )
+    space = space_of(fixture, fixture["state_dicts"]["backbone_hf"], device="cuda", dtype=torch.bfloat16)
     features = space.encode(fixture["inputs"]["frames"].cuda())
     assert features.dtype == torch.float32
     expected = fixture["outputs"]["backbone"]["features"].cuda()

@@ -3,6 +3,8 @@
 Every network is built from the fixture's config, loaded with the reference checkpoints
 through our loader, fed the reference backbone features and noise queries, and compared
 in fp32 on the CPU (atol 1e-5: the reference itself moves by ~5e-7 with the thread count).
+Every size (grid, horizons, samples, batch) comes from the fixture, so the same tests run
+on any fixture of the reference generator (``DFBENCH_FIXTURE_A=path``).
 """
 
 from __future__ import annotations
@@ -24,17 +26,19 @@ def close(actual: torch.Tensor, expected: torch.Tensor) -> None:
 
 @pytest.fixture(scope="module")
 def data(fixture_a):
-    backbone = fixture_a["outputs"]["backbone"]
+    config, backbone = fixture_a["config"], fixture_a["outputs"]["backbone"]
     features = backbone["features"]
-    h = fixture_a["config"]["frames"]["H"] // fixture_a["config"]["backbone_config"]["patch_size"]
-    w = fixture_a["config"]["frames"]["W"] // fixture_a["config"]["backbone_config"]["patch_size"]
-    assert h * w == features.shape[2]
+    h = config["frames"]["H"] // config["backbone_config"]["patch_size"]
+    w = config["frames"]["W"] // config["backbone_config"]["patch_size"]
+    assert features.shape[:3] == (config["frames"]["B"], config["frames"]["T"], h * w)
     return {
         "y": features,
         "black": backbone["black_frame_features"],
         "timestamps": fixture_a["inputs"]["timestamps"],
         "grid": (h, w),
-        "ctx": fixture_a["config"]["ctx_len"],
+        "ctx": config["ctx_len"],
+        "samples": config["deltaworld"]["num_samples_eval"],
+        "train_samples": config["deltaworld"]["num_samples_train"],
     }
 
 
@@ -103,11 +107,16 @@ def test_encode_pair(fixture_a, tokenizer, data):
     close(z, fixture_a["outputs"]["deltatok"]["encode_pair_frame0_to_frame1"])
 
 
-@pytest.mark.parametrize("horizon", [1, 2, 4])
 @torch.no_grad()
-def test_closed_loop_rollout(fixture_a, tokenizer, data, horizon):
-    preds = tokenizer.rollout(data["y"], horizon, data["black"], data["grid"])
-    close(preds, fixture_a["outputs"]["deltatok"]["rollouts"][f"h{horizon}"]["preds"])
+def test_closed_loop_rollout(fixture_a, tokenizer, data, deltatok_horizon):
+    # deltatok_horizon: one test per horizon of the fixture's config (tests/conftest.py)
+    preds = tokenizer.rollout(data["y"], deltatok_horizon, data["black"], data["grid"])
+    close(preds, fixture_a["outputs"]["deltatok"]["rollouts"][f"h{deltatok_horizon}"]["preds"])
+
+
+def test_every_tokenizer_rollout_of_the_fixture_is_checked(fixture_a):
+    horizons = fixture_a["config"]["deltatok_horizons"]
+    assert set(fixture_a["outputs"]["deltatok"]["rollouts"]) == {f"h{h}" for h in horizons}
 
 
 @torch.no_grad()
@@ -116,7 +125,7 @@ def test_tokenizer_built_on_meta_device_matches(fixture_a, tokenizer, data):
     with torch.device("meta"):
         fast = DeltaTok(DeltaTokConfig.from_fixture_config(fixture_a["config"]))
     load_into(fast, dict(fixture_a["state_dicts"]["deltatok_checkpoint"]), "deltatok").eval()
-    args = (data["y"], 2, data["black"], data["grid"])
+    args = (data["y"], max(fixture_a["config"]["deltatok_horizons"]), data["black"], data["grid"])
     close(fast.rollout(*args), tokenizer.rollout(*args))
 
 
@@ -166,13 +175,14 @@ def test_deltaworld_best_and_mean_of_samples(fixture_a, deltaworld, data):
 
 
 def test_deltaworld_samples_are_batch_major(fixture_a, deltaworld, data):
-    # Item 1 alone, with its own noise, gives the rows of item 1 in the batched rollout.
+    # The last item alone, with its own noise, gives the rows of that item in the batched rollout.
     queries, ctx, ts = fixture_a["outputs"]["deltaworld"]["queries"], data["ctx"], data["timestamps"]
+    assert queries.shape[2] == data["samples"]
     single = deltaworld.rollout(
-        data["y"][1:, :ctx], ts[1:, :ctx], ts[1:, ctx:], data["grid"], num_samples=queries.shape[2],
-        noise=queries[:, 1:], x_black=data["black"][1:],
+        data["y"][-1:, :ctx], ts[-1:, :ctx], ts[-1:, ctx:], data["grid"], num_samples=queries.shape[2],
+        noise=queries[:, -1:], x_black=data["black"][-1:],
     )
-    close(single[0], fixture_a["outputs"]["deltaworld"]["preds"][1])
+    close(single[0], fixture_a["outputs"]["deltaworld"]["preds"][-1])
 
 
 # -- DINO-world ----------------------------------------------------------------------------
@@ -220,10 +230,10 @@ def test_frame_token_deltaworld_rolls_out(fixture_a, data):
     tokenizer = DeltaTok(config).eval()
     world = DeltaWorld(tokenizer, DeltaWorldConfig.from_fixture_config(fixture_a["config"])).eval()
     ctx, ts, (b, t, n, d) = data["ctx"], data["timestamps"], data["y"].shape
-    width = world.config.predictor.hidden_size
-    noise = torch.randn(t - ctx, b, 3, 1, width, generator=torch.Generator().manual_seed(1))
-    preds = world.rollout(data["y"][:, :ctx], ts[:, :ctx], ts[:, ctx:], data["grid"], 3, noise * 0.5, data["black"])
-    assert preds.shape == (b, 3, t - ctx, n, d) and torch.isfinite(preds).all()
+    width, samples = world.config.predictor.hidden_size, data["samples"]
+    noise = torch.randn(t - ctx, b, samples, 1, width, generator=torch.Generator().manual_seed(1))
+    preds = world.rollout(data["y"][:, :ctx], ts[:, :ctx], ts[:, ctx:], data["grid"], samples, noise * 0.5, data["black"])
+    assert preds.shape == (b, samples, t - ctx, n, d) and torch.isfinite(preds).all()
     assert not torch.allclose(preds[:, 0], preds[:, 1])
     # A frame token ignores the previous frame: the encoder sees only the current one.
     z = tokenizer.encode(data["y"][:, 0], data["y"][:, 1], data["grid"])
@@ -250,7 +260,7 @@ def test_deltaworld_training_trains_the_predictor_only(fixture_a, deltaworld, da
     try:
         assert not deltaworld.tokenizer.training
         loss = deltaworld.training_loss(
-            data["y"], data["black"], data["timestamps"], data["grid"], num_samples=4,
+            data["y"], data["black"], data["timestamps"], data["grid"], num_samples=data["train_samples"],
             generator=torch.Generator().manual_seed(0),
         )
         loss.backward()
@@ -266,7 +276,7 @@ def test_deltaworld_training_trains_the_predictor_only(fixture_a, deltaworld, da
 def test_best_of_many_trains_the_best_candidate(fixture_a, deltaworld, data):
     # Two frames -> one target: the BoM loss is the smallest single-candidate loss.
     y, ts, black, grid = data["y"][:, :2], data["timestamps"][:, :2], data["black"], data["grid"]
-    samples, width, std = 5, deltaworld.config.predictor.hidden_size, deltaworld.config.noise_std
+    samples, width, std = data["train_samples"], deltaworld.config.predictor.hidden_size, deltaworld.config.noise_std
     with torch.no_grad():
         bom = deltaworld.training_loss(y, black, ts, grid, samples, torch.Generator().manual_seed(3))
         noise = torch.randn(y.shape[0], 1, samples, width, generator=torch.Generator().manual_seed(3)) * std
@@ -283,7 +293,8 @@ def test_best_of_many_trains_the_best_candidate(fixture_a, deltaworld, data):
 def test_dinoworld_training_loss_backpropagates(fixture_a, data, use_bom):
     model = dinoworld(fixture_a, use_bom).train()
     generator = torch.Generator().manual_seed(0)
-    loss = model.training_loss(data["y"], data["timestamps"], data["grid"], num_samples=2, generator=generator)
+    samples = fixture_a["config"]["dinoworld"]["num_samples_train"]
+    loss = model.training_loss(data["y"], data["timestamps"], data["grid"], num_samples=samples, generator=generator)
     loss.backward()
     assert loss.ndim == 0 and torch.isfinite(loss)
     assert model.predictor.head.weight.grad.abs().sum() > 0
