@@ -175,15 +175,11 @@ class Evaluator:
         return preds
 
     def _accumulate(self, stats, clips, rows, window: Window, stat: str, chosen: torch.Tensor) -> None:
-        steps = len(window.targets)
-        for name, head in self.heads.items():
+        targets = list(window.targets)
+        for name in self.heads:
             task = get_task(name)
-            outputs = head(features_to_map(chosen, clips[0].grid)).float()
-            outputs = outputs.reshape(len(rows), steps, *outputs.shape[1:])
-            for row, (i, r) in enumerate(rows):
-                clip = clips[i]
-                labels = clip.halves[name][r][list(window.targets)].to(outputs.device)
-                aligned = align_to_labels(outputs[row], r, tuple(labels.shape[-2:]), *clip.frame_size)
+            for (i, r), aligned in zip(rows, self.aligned_outputs(clips, window, name, chosen)):
+                labels = clips[i].halves[name][r][targets].to(aligned.device)
                 self._add(stats[i], task, window.horizon_name, stat, aligned, labels)
 
     @staticmethod
