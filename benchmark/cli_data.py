@@ -13,15 +13,15 @@ from rich.table import Table
 
 from dfbench.data.checks import ensure_data_ok, error_message, open_dataset
 from dfbench.errors import DfbenchError
+from dfbench.registry import dataset_names
 
 __all__ = ["check_data", "ensure_data_ok"]
 
-REAL_DATASETS = ("cityscapes", "kitti", "vspw")
 _SHOWN_IN_TABLE = 20
 
 
 @click.command("check-data")
-@click.option("--dataset", "dataset_name", type=click.Choice(REAL_DATASETS), required=True, help="Data set to validate.")
+@click.option("--dataset", "dataset_name", type=click.Choice(dataset_names()), required=True, help="Data set to validate.")
 @click.option("--data-root", type=click.Path(file_okay=False), default=None, help="Data root (else $<DATASET>_ROOT or the data config).")
 @click.option("--split-file", type=click.Path(dir_okay=False), default=None, help="KITTI: the Eigen test list.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, help="Data config YAML (default ~/.config/dfbench/data.yaml).")
@@ -29,11 +29,8 @@ _SHOWN_IN_TABLE = 20
 def check_data(dataset_name: str, data_root: str | None, split_file: str | None, config_path: str | None, deep: bool) -> None:
     """Check that a data set's files are all present and readable."""
     console = Console(stderr=False)
-    options = {"config_path": config_path}
-    if dataset_name == "kitti":
-        options["split_file"] = split_file
-    elif split_file is not None:
-        raise click.UsageError("--split-file applies to --dataset kitti only.")
+    # A data set refuses options it does not take (--split-file is KITTI's).
+    options = {"config_path": config_path, "split_file": split_file}
     try:
         dataset = open_dataset(dataset_name, data_root, **options)
         problems = dataset.check(deep=deep)
@@ -41,7 +38,8 @@ def check_data(dataset_name: str, data_root: str | None, split_file: str | None,
     except DfbenchError as error:
         click.echo(f"Error: {error}", err=True)
         raise SystemExit(2) from None
-    table = Table(title=f"{dataset_name} at {dataset.root}", show_lines=False)
+    root = getattr(dataset, "root", None)
+    table = Table(title=f"{dataset_name} at {root}" if root else f"{dataset_name} (generated, no files)", show_lines=False)
     table.add_column("check")
     table.add_column("result")
     table.add_row("clips", str(clips) if clips is not None else "-")
@@ -55,7 +53,7 @@ def check_data(dataset_name: str, data_root: str | None, split_file: str | None,
         for problem in problems[:_SHOWN_IN_TABLE]:
             details.add_row(problem.expected, problem.path)
         console.print(details)
-        click.echo(f"Error: {error_message(dataset_name, dataset.root, problems)}", err=True)
+        click.echo(f"Error: {error_message(dataset_name, root, problems)}", err=True)
         raise SystemExit(2)
     console.print(f"[green]{dataset_name} is ready.[/green]")
 

@@ -7,8 +7,6 @@ from pathlib import Path
 
 import click
 
-from dfbench.train.loop import PREDICTORS
-
 
 def _train(config_path: str, out: str | None, steps: int | None, resume: bool, export: str | None, **model) -> None:
     from dfbench.train.loop import TrainConfig, Trainer
@@ -48,7 +46,7 @@ def tokenizer_command(config_path, out, steps, resume, export) -> None:
 
 @train_group.command("predictor")
 @_common
-@click.option("--model", type=click.Choice(sorted(PREDICTORS)), help="Predictor variant (default: the config's `model`).")
+@click.option("--model", help="Predictor variant, e.g. deltaworld or dino-world-bom (default: the config's `model`).")
 @click.option("--tokenizer", help="Tokenizer weights for a DeltaWorld variant (default: the config's `tokenizer`).")
 def predictor_command(config_path, out, steps, resume, export, model, tokenizer) -> None:
     """Train a DeltaWorld or DINO-world predictor on a frozen feature space."""
