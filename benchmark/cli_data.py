@@ -13,7 +13,6 @@ from rich.table import Table
 
 from dfbench.data.checks import ensure_data_ok, error_message, open_dataset
 from dfbench.errors import DfbenchError
-from dfbench.registry import dataset_names
 
 __all__ = ["check_data", "ensure_data_ok"]
 
@@ -21,7 +20,7 @@ _SHOWN_IN_TABLE = 20
 
 
 @click.command("check-data")
-@click.option("--dataset", "dataset_name", type=click.Choice(dataset_names()), required=True, help="Data set to validate.")
+@click.option("--dataset", "dataset_name", required=True, help="Data set to validate, any 'dfbench list' names (synthetic too).")
 @click.option("--data-root", type=click.Path(file_okay=False), default=None, help="Data root (else $<DATASET>_ROOT or the data config).")
 @click.option("--split-file", type=click.Path(dir_okay=False), default=None, help="KITTI: the Eigen test list.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, help="Data config YAML (default ~/.config/dfbench/data.yaml).")

@@ -186,6 +186,17 @@ def register_model(name: str):
     return wrap
 
 
+def register_model_spec(spec):
+    """Registers a :class:`~dfbench.adapters.spec.ModelSpec` (a variant of any family) and returns it."""
+    from dfbench.adapters.spec import ModelSpec
+
+    if not isinstance(spec, ModelSpec):
+        raise TypeError(f"{spec!r} must be a dfbench.adapters.spec.ModelSpec")
+    MODELS.register(spec.name, spec)
+    _BOUND.pop(spec.name, None)
+    return spec
+
+
 def model_names() -> list[str]:
     return MODELS.names()
 
