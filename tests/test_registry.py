@@ -28,9 +28,9 @@ def test_every_builtin_dataset_resolves_to_a_loader_with_its_spec(name):
     spec = registry.get_dataset_spec(name)
     assert issubclass(cls, EvalDataset) and isinstance(spec, DatasetSpec)
     assert cls.name == spec.name == name and cls.tasks == dict(spec.tasks) and cls.fps == spec.fps
-    if spec.train_frames is not None:
+    if spec.train_frames is not None:  # single labelled frames, or whole labelled clips
         lister = registry.resolve_target(spec.train_frames)
-        assert callable(lister.items) and callable(lister.read)
+        assert (callable(getattr(lister, "items", None)) and callable(lister.read)) or callable(lister.clips)
 
 
 @pytest.mark.parametrize("name", registry.FEATURE_SPACES.builtin_names())
@@ -124,3 +124,22 @@ def test_typos_suggest_the_nearest_name():
         registry.get_dataset_class("cityscape")
     with pytest.raises(DfbenchError, match="Did you mean 'dinov3-vitb16'"):
         registry.get_feature_space_loader("dinov3-vitb32")
+
+
+def test_a_dataset_class_without_a_spec_gets_one_from_its_attributes():
+    @registry.register_dataset
+    class Bare(EvalDataset):
+        name, tasks, fps = "test-registry-bare", {"seg": 3}, 5.0
+
+        def sample_ids(self):
+            return []
+
+        def load(self, sample_id):
+            raise KeyError(sample_id)
+
+    spec = registry.get_dataset_spec("test-registry-bare")
+    assert (spec.name, dict(spec.tasks), spec.fps, spec.version, spec.env) == (
+        "test-registry-bare", {"seg": 3}, 5.0, "unversioned", "TEST_REGISTRY_BARE_ROOT")
+    assert Bare().version == "unversioned" and Bare().check(deep=True) == []
+    with pytest.raises(TypeError):
+        registry.register_dataset(object)

@@ -356,3 +356,14 @@ class SyntheticDataset(EvalDataset):
     def check(self, deep: bool = False) -> list[DataProblem]:
         """Nothing to check: every clip is generated."""
         return []
+
+
+class SyntheticTrainClips:
+    """Head training data: whole clips of the ``train`` split, labelled on every frame for every task."""
+
+    def clips(self, frame_size: int, limit: int | None) -> list[Clip]:
+        train = SyntheticDataset(frame_size=frame_size, split="train", num_clips=limit)
+        return [train.load(sample_id) for sample_id in train.sample_ids()]
+
+
+TRAIN_CLIPS = SyntheticTrainClips()

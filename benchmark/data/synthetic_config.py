@@ -59,4 +59,5 @@ def synthetic_spec(config: SyntheticConfig) -> DatasetSpec:
         env=None,  # generated, no files
         default_feature_space="tiny",  # the embedded feature space its heads were fitted in
         decode_workers=0,  # rendering a clip is cheaper than starting worker processes
+        train_frames="dfbench.data.synthetic:TRAIN_CLIPS",
     )

@@ -1,4 +1,7 @@
-"""Single labelled frames from the training splits, for fitting the linear task heads.
+"""Labelled frames from the training splits, for fitting the linear task heads.
+
+A data set's spec names its lister (``train_frames``, a ``"module:attr"`` target in the
+data set's own module); :class:`TrainFrames` reads any of them.
 
 The heads are fitted on frozen backbone features of the training split of each
 evaluation data set (paper, appendix B). Frames get the same protocol resize as the
@@ -102,14 +105,15 @@ class TrainFrames(Dataset):
         from dfbench.registry import DATASETS, get_dataset_spec, resolve_target
 
         spec = get_dataset_spec(dataset_name)
-        if spec.train_frames is None:
-            with_frames = [n for n in DATASETS.builtin_names() if get_dataset_spec(n).train_frames]
-            raise DfbenchError(f"no training frames for '{dataset_name}'; use one of {', '.join(with_frames)}.")
+        lister = resolve_target(spec.train_frames) if spec.train_frames else None
+        if not hasattr(lister, "items"):
+            with_frames = [n for n in DATASETS.builtin_names() if hasattr(_lister(n), "items")]
+            raise DfbenchError(f"no single training frames for '{dataset_name}'; use one of {', '.join(with_frames)}.")
         if len(spec.tasks) != 1:
             raise DfbenchError(f"{dataset_name} training frames must serve one task, its spec has {sorted(spec.tasks)}.")
         self.dataset_name = dataset_name
         (self.task,) = spec.tasks
-        self.lister: TrainFrameLister = resolve_target(spec.train_frames)
+        self.lister: TrainFrameLister = lister
         self.root = resolve_root(dataset_name, root, config_path, env=spec.env)
         self.frame_size = frame_size
         items = self.lister.items(self.root, frame_size, options)
@@ -127,6 +131,30 @@ class TrainFrames(Dataset):
                 raise DfbenchError(f"{self.dataset_name} training file {path} is missing; fix the tree.")
         frame, label = self.lister.read(item)
         return TrainFrame(item.sample_id, resize_frames(frame[None], self.frame_size)[0], label, self.task)
+
+
+def _lister(dataset_name: str):
+    from dfbench.registry import get_dataset_spec, resolve_target
+
+    target = get_dataset_spec(dataset_name).train_frames
+    return resolve_target(target) if target else None
+
+
+def head_training_clips(dataset_name: str, root: str | None, frame_size: int, limit: int | None = None) -> list:
+    """What ``dfbench train-head`` fits heads on, as Clips, from the lister the spec names.
+
+    A lister with a ``clips`` method (the synthetic world: whole labelled clips) gives
+    them directly; otherwise each labelled training frame is a one-frame clip.
+    """
+    from dfbench.data.base import Clip
+
+    lister = _lister(dataset_name)
+    if hasattr(lister, "clips"):
+        return lister.clips(frame_size, limit)
+    return [
+        Clip(f.sample_id, f.frame[None], torch.zeros(1), {f.task: f.label[None]})
+        for f in iter_train_frames(dataset_name, root, frame_size, limit=limit)
+    ]
 
 
 def iter_train_frames(

@@ -217,3 +217,13 @@ if __name__ == "__main__":
     out = sys.argv[1] if len(sys.argv) > 1 else "/tmp/synthetic_strip.png"
     cv2.imwrite(out, preview(*sys.argv[2:3])[..., ::-1])
     print(out)
+
+
+def test_heads_train_on_whole_synthetic_clips_from_the_lister_its_spec_names():
+    from dfbench.data.train_frames import TrainFrames, head_training_clips
+
+    clips = head_training_clips("synthetic", None, 64, limit=2)
+    assert [c.sample_id for c in clips] == ["train-00000", "train-00001"]
+    assert set(clips[0].labels) == {"seg", "depth"} and clips[0].frames.shape[0] == CONFIG.clip_length
+    with pytest.raises(DfbenchError, match="no single training frames for 'synthetic'; use one of cityscapes, kitti, vspw"):
+        TrainFrames("synthetic")
