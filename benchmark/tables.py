@@ -61,7 +61,13 @@ class Layout:
         return self.models.get(model, {}).get("display", model)
 
     def dataset_name(self, dataset: str) -> str:
-        return self.datasets.get(dataset, {}).get("display", dataset)
+        from dfbench.errors import DfbenchError
+        from dfbench.registry import get_dataset_spec
+
+        try:
+            return get_dataset_spec(dataset).display
+        except DfbenchError:  # results of a data set not installed here
+            return dataset
 
     def metric(self, metric: str) -> dict[str, Any]:
         # Unknown third-party metrics get no arrow and no bolding: their direction is unknown.
