@@ -20,6 +20,7 @@ from dfbench.adapters.spec import ModelSpec
 from dfbench.errors import DfbenchError
 
 VITB_WIDTH = 768  # released checkpoints carry no config: they are the paper's ViT-B models
+DEFAULT_HUB_FILE = "pytorch_model.bin"  # how the paper's release names its files
 TOKENIZER_HOLDERS = {"delta": "deltatok", "frame": "deltatok-frame"}  # the metadata name training writes
 
 
@@ -88,9 +89,12 @@ class PredictorWorldModel(WorldModel):
             self._preload_released(feature_space, predictor_source)
         self.net = self.build(feature_space, predictor_source, tokenizer).eval()
 
-    @classmethod
-    def runs_offline(cls, feature_space_name: str) -> bool:
-        return cls.spec.runs_offline(feature_space_name)
+    def _hub_filename(self, feature_space, source: str) -> str:
+        """The file inside a hub repository the spec declares for ``source`` (default for others)."""
+        for declared in self.spec.weights.get(feature_space.name, {}).values():
+            if declared.hub_id == source:
+                return declared.filename
+        return DEFAULT_HUB_FILE
 
     def build(self, feature_space, predictor_source: str, tokenizer_source: str | None) -> torch.nn.Module:
         raise NotImplementedError
@@ -99,7 +103,7 @@ class PredictorWorldModel(WorldModel):
         """Reads a released (config-less, ViT-B) checkpoint first, so a bad file fails early."""
         from dfbench.checkpoints import load_state_dict, resolve_checkpoint, sha256_file
 
-        path = resolve_checkpoint(source, "pytorch_model.bin")
+        path = resolve_checkpoint(source, self._hub_filename(feature_space, source))
         self._preloaded[source] = load_state_dict(str(path))
         self._files[self.name] = sha256_file(path)
         if feature_space.dim != VITB_WIDTH:
@@ -114,7 +118,7 @@ class PredictorWorldModel(WorldModel):
         if source in self._preloaded:
             load_into(module, self._preloaded.pop(source), label)
             return
-        loaded = load_checkpoint(module, source, label)
+        loaded = load_checkpoint(module, source, label, filename=self._hub_filename(self.feature_space, source))
         self._files[label] = loaded.sha256
 
     def to(self, device):

@@ -17,7 +17,6 @@ from dfbench.features.dinov3 import Dinov3FeatureSpace
 from dfbench.models import DeltaTok, DeltaTokConfig, DeltaWorld, DeltaWorldConfig, DINOWorld, DINOWorldConfig, PredictorConfig
 from dfbench.train.clips import (
     ClipSampling,
-    ClipFeatureCache,
     SyntheticSource,
     open_source,
     resized_crop,
