@@ -58,6 +58,8 @@ class WorldModel(abc.ABC):
 
     Class attributes:
         name: registry name used by ``dfbench run --model``.
+        spec: the model's :class:`~dfbench.adapters.spec.ModelSpec`, set by the registry
+            (declared for built-ins, derived from these attributes for third-party classes).
         stochastic: True if samples differ (scored best-of-N and mean-of-N), False if
             the model is deterministic (one sample, scored "single").
         oracle: True only for upper bounds that are handed the future features.
@@ -81,8 +83,12 @@ class WorldModel(abc.ABC):
 
     @classmethod
     def runs_offline(cls, feature_space_name: str) -> bool:
-        """Whether weights for this feature space ship with dfbench (``dfbench demo`` runs it)."""
-        return True
+        """Whether weights for this feature space ship with dfbench (``dfbench demo`` runs it).
+
+        Read from the model's spec (``cls.spec``, set by the registry) when it has one.
+        """
+        spec = getattr(cls, "spec", None)
+        return True if spec is None else spec.runs_offline(feature_space_name)
 
     def to(self, device: torch.device | str) -> WorldModel:
         """Moves the model's weights; adapters with modules override this."""

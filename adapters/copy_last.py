@@ -5,10 +5,8 @@ from __future__ import annotations
 import torch
 
 from dfbench.adapters.base import Context, Forecast, WorldModel
-from dfbench.registry import register_model
 
 
-@register_model("copy-last")
 class CopyLast(WorldModel):
     """Predicts no change: every future step is the last context frame."""
 

@@ -1,45 +1,30 @@
-"""Adapters for the paper's predictors: DeltaWorld and DINO-world, with their variants.
+"""Adapters for the paper's predictors: one class per family, DeltaWorld and DINO-world.
 
-Each variant is described by ``configs/models/<name>.yaml``: which tokenizer and
-predictor flags it uses and where its weights come from for each feature space
-(released hub ids for DINOv3 ViT-B, safetensors shipped in ``adapters/assets`` for the
-tiny space). ``--checkpoint`` replaces the predictor weights.
+A variant is a :class:`~dfbench.adapters.spec.ModelSpec` (see
+:mod:`dfbench.adapters.variants`): its token kind and best-of-many flag configure the
+network, and its weights per feature space are released hub ids (DINOv3 ViT-B) or
+safetensors shipped in ``adapters/assets`` (tiny). ``--checkpoint`` replaces the
+predictor weights; the registry hands out the family class bound to the spec.
 """
 
 from __future__ import annotations
 
-from importlib.resources import files
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 
 from dfbench.adapters.base import Context, Forecast, WorldModel, randn_rows
-from dfbench.config import load_yaml
+from dfbench.adapters.spec import ModelSpec
 from dfbench.errors import DfbenchError
-from dfbench.registry import register_model
 
-ASSETS = "assets"
-DELTAWORLD_NAMES = {"deltaworld", "deltaworld-frame", "deltaworld-nobom"}
-DINOWORLD_NAMES = {"dino-world", "dino-world-bom"}
 VITB_WIDTH = 768  # released checkpoints carry no config: they are the paper's ViT-B models
+DEFAULT_HUB_FILE = "pytorch_model.bin"  # how the paper's release names its files
+TOKENIZER_HOLDERS = {"delta": "deltatok", "frame": "deltatok-frame"}  # the metadata name training writes
 
 
-def model_config(name: str) -> dict[str, Any]:
-    return load_yaml("models", f"{name}.yaml")
-
-
-def weight_source(name: str, feature_space: str, part: str) -> str | None:
-    """A shipped file path or a hub id for one part ("tokenizer" or "predictor")."""
-    entry = model_config(name).get("weights", {}).get(feature_space, {}).get(part)
-    if entry is None:
-        return None
-    if entry.endswith(".safetensors"):
-        return str(files("dfbench.adapters").joinpath(ASSETS, entry))
-    return entry
-
-
-def _metadata_config(source: str, allowed: set[str], wanted: str) -> dict[str, Any] | None:
+def _metadata_config(source: str, accepts: Callable[[str], bool], wanted: str) -> dict[str, Any] | None:
     """The config stored in our own safetensors checkpoints, after checking whose it is."""
     if not (source.endswith(".safetensors") and Path(source).is_file()):
         return None
@@ -47,9 +32,20 @@ def _metadata_config(source: str, allowed: set[str], wanted: str) -> dict[str, A
 
     metadata = read_safetensors_metadata(source)
     holder = metadata.get("model")
-    if holder is not None and holder not in allowed:
+    if holder is not None and not accepts(holder):
         raise DfbenchError(f"checkpoint '{source}' holds a '{holder}' model, not {wanted}; pass a {wanted} checkpoint.")
     return metadata.get("config")
+
+
+def same_architecture(spec: ModelSpec) -> Callable[[str], bool]:
+    """Whether a checkpoint's holder is a model of the spec's architecture (any variant)."""
+
+    def accepts(holder: str) -> bool:
+        from dfbench.registry import get_model_spec, model_names
+
+        return holder in model_names() and get_model_spec(holder).architecture == spec.architecture
+
+    return accepts
 
 
 def _config(config_cls, stored: dict[str, Any] | None, source: str, **preset):
@@ -61,16 +57,28 @@ def _config(config_cls, stored: dict[str, Any] | None, source: str, **preset):
         raise DfbenchError(f"checkpoint '{source}' has an unreadable model config ({error}); re-export it.") from error
 
 
-class PredictorWorldModel(WorldModel):
-    """Shared loading and sampling of DeltaWorld- and DINO-world-style adapters."""
+def weight_location(spec: ModelSpec, feature_space: str, part: str) -> str | None:
+    """A shipped file path or a hub id for one part ("tokenizer" or "predictor")."""
+    source = spec.weight(feature_space, part)
+    return None if source is None else source.location
 
-    family: ClassVar[str]
+
+class PredictorWorldModel(WorldModel):
+    """Shared loading and sampling of DeltaWorld- and DINO-world-style adapters.
+
+    The class is abstract over variants: the registry subclasses it with ``spec`` set
+    (``get_model_class(name)``).
+    """
+
+    spec: ClassVar[ModelSpec]
+    uses_black_frame: ClassVar[bool] = False
 
     def __init__(self, feature_space, checkpoint: str | None = None, tokenizer: str | None = None, **options) -> None:
         super().__init__(feature_space, checkpoint)
-        self.spec = model_config(self.name)
+        if not isinstance(getattr(type(self), "spec", None), ModelSpec):
+            raise DfbenchError(f"{type(self).__name__} needs a model spec; build it with dfbench.registry.get_model_class(NAME).")
         self._files: dict[str, str] = {}
-        predictor_source = checkpoint or weight_source(self.name, feature_space.name, "predictor")
+        predictor_source = checkpoint or weight_location(self.spec, feature_space.name, "predictor")
         if predictor_source is None:
             raise DfbenchError(
                 f"no {self.name} weights for feature space '{feature_space.name}'; pass --checkpoint PATH_OR_HUB_ID "
@@ -81,10 +89,12 @@ class PredictorWorldModel(WorldModel):
             self._preload_released(feature_space, predictor_source)
         self.net = self.build(feature_space, predictor_source, tokenizer).eval()
 
-    @classmethod
-    def runs_offline(cls, feature_space_name: str) -> bool:
-        source = weight_source(cls.name, feature_space_name, "predictor")
-        return source is not None and Path(source).is_file()
+    def _hub_filename(self, feature_space, source: str) -> str:
+        """The file inside a hub repository the spec declares for ``source`` (default for others)."""
+        for declared in self.spec.weights.get(feature_space.name, {}).values():
+            if declared.hub_id == source:
+                return declared.filename
+        return DEFAULT_HUB_FILE
 
     def build(self, feature_space, predictor_source: str, tokenizer_source: str | None) -> torch.nn.Module:
         raise NotImplementedError
@@ -93,7 +103,7 @@ class PredictorWorldModel(WorldModel):
         """Reads a released (config-less, ViT-B) checkpoint first, so a bad file fails early."""
         from dfbench.checkpoints import load_state_dict, resolve_checkpoint, sha256_file
 
-        path = resolve_checkpoint(source, "pytorch_model.bin")
+        path = resolve_checkpoint(source, self._hub_filename(feature_space, source))
         self._preloaded[source] = load_state_dict(str(path))
         self._files[self.name] = sha256_file(path)
         if feature_space.dim != VITB_WIDTH:
@@ -108,7 +118,7 @@ class PredictorWorldModel(WorldModel):
         if source in self._preloaded:
             load_into(module, self._preloaded.pop(source), label)
             return
-        loaded = load_checkpoint(module, source, label)
+        loaded = load_checkpoint(module, source, label, filename=self._hub_filename(self.feature_space, source))
         self._files[label] = loaded.sha256
 
     def to(self, device):
@@ -127,7 +137,7 @@ class PredictorWorldModel(WorldModel):
         steps = target_timestamps.shape[1]
         noise = randn_rows(context.generators, (steps, samples, 1, width), device) * std if self.stochastic else None
         side = context.frames.shape[-1]  # square crops; the feature space caches their black frame
-        black = self.feature_space.black_frame(side, side) if self.family == "deltaworld" else None
+        black = self.feature_space.black_frame(side, side) if self.uses_black_frame else None
         preds = self.net.rollout(
             context.features.float(),
             context.timestamps.float(),
@@ -141,22 +151,24 @@ class PredictorWorldModel(WorldModel):
 
 
 class DeltaWorldFamily(PredictorWorldModel):
-    family = "deltaworld"
+    """DeltaWorld and its variants: a DeltaTok tokenizer (delta or frame tokens) and a token predictor."""
+
+    # DeltaWorld's first context token encodes "black frame -> first frame".
+    uses_black_frame = True
 
     def build(self, feature_space, predictor_source, tokenizer_source):
         from dfbench.models.deltatok import DeltaTok, DeltaTokConfig
         from dfbench.models.deltaworld import DeltaWorld, DeltaWorldConfig
 
-        tok_source = tokenizer_source or weight_source(self.name, feature_space.name, "tokenizer")
+        tok_source = tokenizer_source or weight_location(self.spec, feature_space.name, "tokenizer")
         if tok_source is None:
             raise DfbenchError(f"no DeltaTok weights for feature space '{feature_space.name}'; pass tokenizer=PATH.")
-        use_delta = bool(self.spec["tokenizer"]["use_delta"])
-        use_bom = bool(self.spec["predictor"]["use_bom"])
-        tok_cfg = _metadata_config(tok_source, {"deltatok", "deltatok-frame"}, "DeltaTok tokenizer")
+        use_delta = self.spec.tokens == "delta"
+        tok_cfg = _metadata_config(tok_source, lambda holder: holder in TOKENIZER_HOLDERS.values(), "DeltaTok tokenizer")
         tokenizer = DeltaTok(_config(DeltaTokConfig, tok_cfg, tok_source, use_delta=use_delta))
         self._load(tokenizer, tok_source, "deltatok")
-        pred_cfg = _metadata_config(predictor_source, DELTAWORLD_NAMES, "DeltaWorld predictor")
-        config = _config(DeltaWorldConfig, pred_cfg, predictor_source, use_bom=use_bom)
+        pred_cfg = _metadata_config(predictor_source, same_architecture(self.spec), "DeltaWorld predictor")
+        config = _config(DeltaWorldConfig, pred_cfg, predictor_source, use_bom=self.spec.best_of_many)
         config.noise_std = feature_space.noise_std
         net = DeltaWorld(tokenizer, config)
         self._load(net, predictor_source, self.name)
@@ -164,50 +176,14 @@ class DeltaWorldFamily(PredictorWorldModel):
 
 
 class DinoWorldFamily(PredictorWorldModel):
-    family = "dino-world"
+    """DINO-world and its variants: whole feature maps predicted from a learned (or noise) query."""
 
     def build(self, feature_space, predictor_source, tokenizer_source):
         from dfbench.models.dinoworld import DINOWorld, DINOWorldConfig
 
-        use_bom = bool(self.spec["predictor"]["use_bom"])
-        pred_cfg = _metadata_config(predictor_source, DINOWORLD_NAMES, "DINO-world predictor")
-        config = _config(DINOWorldConfig, pred_cfg, predictor_source, use_bom=use_bom)
+        pred_cfg = _metadata_config(predictor_source, same_architecture(self.spec), "DINO-world predictor")
+        config = _config(DINOWorldConfig, pred_cfg, predictor_source, use_bom=self.spec.best_of_many)
         config.noise_std = feature_space.noise_std
         net = DINOWorld(config)
         self._load(net, predictor_source, self.name)
         return net
-
-
-@register_model("deltaworld")
-class DeltaWorldAdapter(DeltaWorldFamily):
-    """DeltaWorld: delta tokens and best-of-many sampling (the paper's model)."""
-
-    stochastic = True
-
-
-@register_model("deltaworld-frame")
-class DeltaWorldFrameAdapter(DeltaWorldFamily):
-    """Frame tokens instead of delta tokens (Table 2, step 2)."""
-
-    stochastic = True
-
-
-@register_model("deltaworld-nobom")
-class DeltaWorldNoBomAdapter(DeltaWorldFamily):
-    """Delta tokens in a discriminative predictor (Table C)."""
-
-    stochastic = False
-
-
-@register_model("dino-world")
-class DinoWorldAdapter(DinoWorldFamily):
-    """DINO-world: whole feature maps from a learned query (discriminative)."""
-
-    stochastic = False
-
-
-@register_model("dino-world-bom")
-class DinoWorldBomAdapter(DinoWorldFamily):
-    """DINO-world with best-of-many noise queries (Table 2, step 1)."""
-
-    stochastic = True

@@ -5,10 +5,8 @@ from __future__ import annotations
 import torch
 
 from dfbench.adapters.base import Context, Forecast, WorldModel
-from dfbench.registry import register_model
 
 
-@register_model("present")
 class Present(WorldModel):
     """An oracle: its forecast is the feature space's encoding of the true future."""
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from dfbench.registry import BUILTIN_MODELS, get_model_class
+from dfbench.registry import builtin_model_specs
 
 DEMO_DATASET = "synthetic"
 DEMO_FEATURE_SPACE = "tiny"
@@ -21,7 +21,7 @@ DEMO_FEATURE_SPACE = "tiny"
 
 def demo_models() -> list[str]:
     """Built-in models with offline weights for the tiny feature space, in table order."""
-    return [name for name in BUILTIN_MODELS if get_model_class(name).runs_offline(DEMO_FEATURE_SPACE)]
+    return [spec.name for spec in builtin_model_specs() if spec.runs_offline(DEMO_FEATURE_SPACE)]
 
 
 def run_demo(

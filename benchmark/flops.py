@@ -67,12 +67,12 @@ MID_STEPS = 3
 
 
 @dataclass(frozen=True)
-class ModelSpec:
-    """Which modules a model runs per crop.
+class FlopsModel:
+    """Which modules a model runs per crop (from its :class:`~dfbench.adapters.spec.ModelSpec`).
 
     Attributes:
         family: ``deltaworld`` (backbone, DeltaTok, token predictor) or ``dino-world``
-            (backbone, frame predictor).
+            (backbone, frame predictor): the spec's ``architecture``.
         sampled: draws ``num_samples`` futures; False for the deterministic models (one).
         use_delta: DeltaTok variant (False: frame tokens, Table 2 step 2).
         reported: the model's row in Table 2 of the reported numbers, if any.
@@ -84,13 +84,23 @@ class ModelSpec:
     reported: str | None = None
 
 
-MODELS: dict[str, ModelSpec] = {
-    "deltaworld": ModelSpec("deltaworld", sampled=True, reported="step3_delta_compress"),
-    "deltaworld-frame": ModelSpec("deltaworld", sampled=True, use_delta=False, reported="step2_frame_compress"),
-    "deltaworld-nobom": ModelSpec("deltaworld", sampled=False),
-    "dino-world": ModelSpec("dino-world", sampled=False, reported="step0_discriminative"),
-    "dino-world-bom": ModelSpec("dino-world", sampled=True, reported="step1_bom"),
-}
+def _flops_models() -> dict[str, FlopsModel]:
+    from dfbench.registry import builtin_model_specs
+
+    return {
+        spec.name: FlopsModel(
+            family=spec.architecture,
+            sampled=spec.stochastic,
+            use_delta=spec.tokens != "frame",
+            reported=spec.table.flops_reference if spec.table else None,
+        )
+        for spec in builtin_model_specs()
+        if spec.architecture is not None
+    }
+
+
+# Every built-in model with a dfbench.models architecture, in table order.
+MODELS: dict[str, FlopsModel] = _flops_models()
 
 # Ops that carry attention: the fused SDPA kernels, or the two bmm of SDPA's math path
 # (meta device). No other layer of these models reaches the counter as bmm: linear layers

@@ -57,7 +57,13 @@ class Layout:
         return self.models.get(model, {}).get("display", model)
 
     def dataset_name(self, dataset: str) -> str:
-        return self.datasets.get(dataset, {}).get("display", dataset)
+        from dfbench.errors import DfbenchError
+        from dfbench.registry import get_dataset_spec
+
+        try:
+            return get_dataset_spec(dataset).display
+        except DfbenchError:  # results of a data set not installed here
+            return dataset
 
     def metric(self, metric: str) -> dict[str, Any]:
         # Unknown third-party metrics get no arrow and no bolding: their direction is unknown.
@@ -67,11 +73,19 @@ class Layout:
 @cache
 def load_layout() -> Layout:
     """Reads the table layout shipped in ``dfbench.configs``."""
+    from dfbench.registry import builtin_model_specs
+
     raw = load_yaml("tables", "main.yaml")
+    # Rows, their order, display and reported names come from the built-in model specs.
+    rows = [spec for spec in builtin_model_specs() if spec.table is not None]
+    models = {
+        s.name: {k: v for k, v in (("display", s.display), ("short", s.table.short), ("reference", s.table.reference)) if v}
+        for s in rows
+    }
     return Layout(
-        lower_bound=raw["lower_bound"],
-        upper_bound=raw["upper_bound"],
-        models=raw["models"],
+        lower_bound=next(s.name for s in rows if s.table.role == "lower_bound"),
+        upper_bound=next(s.name for s in rows if s.table.role == "upper_bound"),
+        models=models,
         datasets=raw["datasets"],
         metrics={metric.name: asdict(metric) for metric in metric_defs()},
         horizons=raw["horizons"],

@@ -54,6 +54,6 @@ def test_the_shipped_models_show_the_papers_ordering(demo_results):
 
 
 def test_demo_covers_every_builtin_model():
-    from dfbench.registry import BUILTIN_MODELS
+    from dfbench.registry import MODELS
 
-    assert demo_models() == list(BUILTIN_MODELS)
+    assert demo_models() == MODELS.builtin_names()

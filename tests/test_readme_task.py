@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from dfbench import tasks
+from dfbench import registry, tasks
 from dfbench.heads.catalog import build_head
 from dfbench.results import aggregate, stat_key
 
@@ -22,7 +22,8 @@ def _example() -> str:
 
 @pytest.fixture
 def reldepth(monkeypatch):
-    monkeypatch.setattr(tasks, "_TASKS", dict(tasks._TASKS))
+    monkeypatch.setattr(registry.TASKS, "_registered", dict(registry.TASKS._registered))
+    monkeypatch.setattr(registry.TASKS, "_resolved", dict(registry.TASKS._resolved))
     exec(compile(_example(), "README.md", "exec"), {})
     return tasks.get_task("reldepth")
 

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dfbench import tasks
+from dfbench import registry, tasks
 from dfbench.adapters.copy_last import CopyLast
 from dfbench.cli.run import parse_heads
 from dfbench.config import Protocol
@@ -29,7 +29,8 @@ from dfbench.tasks import MetricDef, Task, get_task, register_task, task_names
 @pytest.fixture
 def task_registry(monkeypatch):
     """Tasks registered by a test disappear after it."""
-    monkeypatch.setattr(tasks, "_TASKS", dict(tasks._TASKS))
+    monkeypatch.setattr(registry.TASKS, "_registered", dict(registry.TASKS._registered))
+    monkeypatch.setattr(registry.TASKS, "_resolved", dict(registry.TASKS._resolved))
 
 
 class SurfaceNormals(Task):
@@ -84,7 +85,7 @@ def test_register_checks_the_base_class_and_name_collisions(task_registry):
     assert register_task(SurfaceNormals) is SurfaceNormals  # registering the same class again is harmless
     assert isinstance(get_task("toy-normals"), SurfaceNormals)
     clash = type("OtherSeg", (SurfaceNormals,), {"name": "seg"})
-    with pytest.raises(DfbenchError, match="task 'seg' is already defined"):
+    with pytest.raises(DfbenchError, match="task 'seg' is a built-in name"):
         register_task(clash)
 
 

@@ -17,7 +17,6 @@ from dfbench.features.dinov3 import Dinov3FeatureSpace
 from dfbench.models import DeltaTok, DeltaTokConfig, DeltaWorld, DeltaWorldConfig, DINOWorld, DINOWorldConfig, PredictorConfig
 from dfbench.train.clips import (
     ClipSampling,
-    FeatureCache,
     SyntheticSource,
     open_source,
     resized_crop,
@@ -25,7 +24,9 @@ from dfbench.train.clips import (
     sample_crop_box,
     sample_frame_indices,
 )
-from dfbench.train.loop import TrainConfig, Trainer
+from dfbench.train.config import TrainConfig
+from dfbench.train.loop import Trainer
+from dfbench.train.objectives import trainable_spec
 from dfbench.train.recipes import Recipe, delta_token_loss, param_groups, set_learning_rate, warmup_constant
 
 WIDTH, HEADS, PATCH, SIDE = 32, 2, 8, 32
@@ -45,7 +46,7 @@ def feature_space():
 
 def tokenizer_config(tmp_path, **overrides):
     raw = {
-        "name": "test-deltatok", "task": "tokenizer", "feature_space": "test", "seed": 3,
+        "name": "test-deltatok", "part": "tokenizer", "feature_space": "test", "seed": 3,
         "steps": 4, "batch_size": 4, "checkpoint_every": 2, "log_every": 1,
         "recipe": {"lr": 3e-3, "weight_decay": 0.01, "warmup_steps": 2, "grad_clip": 0.01},
         "architecture": {"num_layers": 1, "intermediate_size": 32},
@@ -59,7 +60,7 @@ def tokenizer_config(tmp_path, **overrides):
 
 def predictor_config(tmp_path, **overrides):
     raw = {
-        "name": "test-dino-world", "task": "predictor", "model": "dino-world-bom", "feature_space": "test", "seed": 1,
+        "name": "test-dino-world", "part": "predictor", "model": "dino-world-bom", "feature_space": "test", "seed": 1,
         "steps": 4, "batch_size": 2, "checkpoint_every": 2, "log_every": 2,
         "recipe": {"lr": 1e-3, "weight_decay": 0.4, "warmup_steps": 2},
         "architecture": {
@@ -199,6 +200,23 @@ def test_shipped_configs_parse_and_paper_scale_asks_for_videos(tmp_path):
     assert world.architecture["num_samples_train"] == 256 and world.clips.num_frames == 8
     with pytest.raises(DfbenchError, match="data.root"):
         Trainer(world, out_dir=tmp_path)
+    for config in configs.values():
+        if config.model is not None:  # every predictor a config names is a trainable spec
+            assert trainable_spec(config.model).architecture is not None
+
+
+def test_the_trained_part_is_named_part_and_older_configs_still_load(tmp_path):
+    legacy = tokenizer_config(tmp_path)
+    legacy["task"] = legacy.pop("part")
+    assert TrainConfig.from_dict(legacy).part == "tokenizer"
+    with pytest.raises(DfbenchError, match="part must be one of"):
+        TrainConfig.from_dict(tokenizer_config(tmp_path, part="head"))
+
+
+def test_only_models_with_an_architecture_train():
+    assert (trainable_spec("deltaworld-frame").tokens, trainable_spec("dino-world-bom").best_of_many) == ("frame", True)
+    with pytest.raises(DfbenchError, match="copy-last' has no predictor dfbench can train; choose one of dino-world"):
+        trainable_spec("copy-last")
 
 
 # -- the loop ----------------------------------------------------------------------------

@@ -33,11 +33,8 @@ def check_data(dataset_name: str, data_root: str | None, split_file: str | None,
     from dfbench.data.checks import error_message, open_dataset
 
     console = Console(stderr=False)
-    options = {"config_path": config_path}
-    if dataset_name == "kitti":
-        options["split_file"] = split_file
-    elif split_file is not None:
-        raise click.UsageError("--split-file applies to --dataset kitti only.")
+    # A data set refuses options it does not take (--split-file is KITTI's).
+    options = {"config_path": config_path, "split_file": split_file}
     try:
         dataset = open_dataset(dataset_name, data_root, **options)
         problems = _problems(dataset, deep)
@@ -46,7 +43,7 @@ def check_data(dataset_name: str, data_root: str | None, split_file: str | None,
         click.echo(f"Error: {error}", err=True)
         raise SystemExit(2) from None
     root = getattr(dataset, "root", None)
-    table = Table(title=f"{dataset_name} at {root}" if root is not None else f"{dataset_name} (embedded)", show_lines=False)
+    table = Table(title=f"{dataset_name} at {root}" if root else f"{dataset_name} (generated, no files)", show_lines=False)
     table.add_column("check")
     table.add_column("result")
     table.add_row("clips", str(clips) if clips is not None else "-")

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import click
 
-from dfbench.cli.lazy_choice import LazyChoice
 from dfbench.cli.train_head import train_head_command
 
 
@@ -54,8 +53,7 @@ def tokenizer_command(config_path, out, steps, resume, export) -> None:
 
 @train_group.command("predictor")
 @_common
-@click.option("--model", type=LazyChoice("dfbench.train.loop:PREDICTORS", "VARIANT"),
-              help="Predictor variant (default: the config's `model`).")
+@click.option("--model", help="Predictor variant, e.g. deltaworld or dino-world-bom (default: the config's `model`).")
 @click.option("--tokenizer", help="Tokenizer weights for a DeltaWorld variant (default: the config's `tokenizer`).")
 def predictor_command(config_path, out, steps, resume, export, model, tokenizer) -> None:
     """Train a DeltaWorld or DINO-world predictor on a frozen feature space."""

@@ -9,23 +9,10 @@ import click
 
 
 def training_clips(dataset: str, root: str | None, frame_size: int, limit: int | None):
-    """Training clips (or single labelled frames) of a data set, as Clips."""
-    from dfbench.registry import get_dataset_class
+    """Training clips (or single labelled frames) of a data set, as Clips, from its spec's lister."""
+    from dfbench.data.train_frames import head_training_clips
 
-    if dataset == "synthetic":
-        cls = get_dataset_class(dataset)
-        train = cls(root=root, frame_size=frame_size, split="train", num_clips=limit)
-        return [train.load(sid) for sid in train.sample_ids()]
-    import torch
-
-    from dfbench.data.base import Clip
-    from dfbench.data.train_frames import iter_train_frames
-
-    # A labelled training frame is a one-frame clip to the head trainer.
-    return [
-        Clip(f.sample_id, f.frame[None], torch.zeros(1), {f.task: f.label[None]})
-        for f in iter_train_frames(dataset, root, frame_size, limit=limit)
-    ]
+    return head_training_clips(dataset, root, frame_size, limit)
 
 
 @click.command("head")

@@ -13,6 +13,8 @@ from typing import ClassVar
 
 import torch
 
+from dfbench.data.spec import DatasetSpec
+
 # The tasks own these values; loaders write them into the labels they decode.
 from dfbench.tasks.depth import INVALID_DEPTH as DEPTH_INVALID
 from dfbench.tasks.segmentation import IGNORE_INDEX as SEG_IGNORE
@@ -50,12 +52,21 @@ class DataProblem:
 class EvalDataset(abc.ABC):
     """A validation split made of fixed-length clips.
 
-    Subclasses set the class attributes and implement ``sample_ids`` and ``load``.
+    Subclasses set ``spec`` (a :class:`DatasetSpec`; ``name``, ``tasks`` and ``fps``
+    follow from it) and implement ``sample_ids`` and ``load``. A class that sets only
+    ``name``, ``tasks`` and ``fps`` still works: its spec is derived from them.
     """
 
+    spec: ClassVar[DatasetSpec]
     name: ClassVar[str]
     tasks: ClassVar[dict[str, int]]  # task name -> number of classes (1 for regression tasks)
     fps: ClassVar[float]
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        spec = cls.__dict__.get("spec")
+        if isinstance(spec, DatasetSpec):
+            cls.name, cls.tasks, cls.fps = spec.name, dict(spec.tasks), spec.fps
 
     @abc.abstractmethod
     def sample_ids(self) -> list[str]:
@@ -65,9 +76,19 @@ class EvalDataset(abc.ABC):
     def load(self, sample_id: str) -> Clip:
         """Reads one clip (frames resized per protocol, labels untouched)."""
 
-    def check(self) -> list[DataProblem]:
-        """Validates the files behind every clip; returns the problems found."""
+    def check(self, deep: bool = False) -> list[DataProblem]:
+        """Validates the files behind every clip; returns the problems found.
+
+        Args:
+            deep: open and decode every file; otherwise only cheap existence and
+                header checks.
+        """
         return []
+
+    @property
+    def version(self) -> str:
+        """The data set's version, written into results and the feature-cache key."""
+        return dataset_spec(type(self)).version
 
     def __len__(self) -> int:
         return len(self.sample_ids())
@@ -76,4 +97,10 @@ class EvalDataset(abc.ABC):
         return self.load(self.sample_ids()[index])
 
 
-__all__ = ["DEPTH_INVALID", "SEG_IGNORE", "Clip", "DataProblem", "EvalDataset"]
+def dataset_spec(cls: type) -> DatasetSpec:
+    """The spec a data set class declares, or one derived from its class attributes."""
+    spec = getattr(cls, "spec", None)
+    return spec if isinstance(spec, DatasetSpec) else DatasetSpec.from_class(cls)
+
+
+__all__ = ["DEPTH_INVALID", "SEG_IGNORE", "Clip", "DataProblem", "EvalDataset", "dataset_spec"]

@@ -8,14 +8,15 @@ Layout under the root (the official ``leftImg8bit_sequence_trainvaltest.zip`` an
 
 One clip per fine label: frames f-18, f-15, ..., f (stride int(0.1875 s * 16 fps) = 3),
 only the last frame labelled. Clips follow the sorted label paths (the reference does
-not shuffle Cityscapes).
+not shuffle Cityscapes). Download (account needed): https://www.cityscapes-dataset.com/downloads/;
+head training also reads ``leftImg8bit/train`` (``leftImg8bit_trainvaltest.zip``) when present.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -23,6 +24,8 @@ import torch
 from dfbench.data.base import SEG_IGNORE, Clip, DataProblem
 from dfbench.data.checks import check_clip_images, check_image, missing_dirs, read_label_array, read_rgb
 from dfbench.data.common import RootDataset, clip_indices
+from dfbench.data.spec import DatasetSpec
+from dfbench.data.train_frames import TrainItem
 from dfbench.errors import DfbenchError
 
 NUM_FRAMES = 7
@@ -37,6 +40,19 @@ LABEL_ID_TO_TRAIN_ID: dict[int, int] = {
     7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9,
     23: 10, 24: 11, 25: 12, 26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18,
 }  # fmt: skip
+
+
+NUM_CLASSES = len(set(LABEL_ID_TO_TRAIN_ID.values()))
+
+SPEC = DatasetSpec(
+    name="cityscapes",
+    display="Cityscapes",
+    version="1.0",
+    tasks={"seg": NUM_CLASSES},
+    fps=FPS,
+    env="CITYSCAPES_ROOT",
+    train_frames="dfbench.data.cityscapes:TRAIN_FRAMES",
+)
 
 
 def train_id_lookup() -> np.ndarray:
@@ -72,9 +88,7 @@ class CityscapesDataset(RootDataset):
         config_path: data config file to read instead of the default.
     """
 
-    name: ClassVar[str] = "cityscapes"
-    tasks: ClassVar[dict[str, int]] = {"seg": 19}
-    fps: ClassVar[float] = FPS
+    spec = SPEC
     _splits: ClassVar[tuple[str, ...]] = ("val", "train")
     _split_error: ClassVar[str] = (
         "cityscapes has no split '{split}' with sequences and fine labels; use 'val' or 'train'."
@@ -135,3 +149,26 @@ class CityscapesDataset(RootDataset):
             if problem := check_image(sample.label_path, f"labelIds PNG of clip {sample_id}", modes=("L",), deep=deep):
                 problems.append(problem)
         return problems
+
+
+class CityscapesTrainFrames:
+    """Head training frames: every ``gtFine/train`` fine label with its frame (19 trainIds)."""
+
+    def items(self, root: Path, frame_size: int, options: dict[str, Any]) -> list[TrainItem]:
+        labels = root / "gtFine" / "train"
+        if not labels.is_dir():
+            raise DfbenchError(f"{labels} does not exist; unpack gtFine_trainvaltest.zip into the cityscapes root.")
+        frames = root / "leftImg8bit" / "train"
+        if not frames.is_dir():
+            frames = root / "leftImg8bit_sequence" / "train"
+        items = []
+        for label in sorted(labels.rglob(f"*{LABEL_SUFFIX}")):
+            stem = label.name[: -len(LABEL_SUFFIX)]
+            items.append(TrainItem(f"{label.parent.name}/{stem}", frames / label.parent.name / f"{stem}{FRAME_SUFFIX}", label))
+        return items
+
+    def read(self, item: TrainItem) -> tuple[np.ndarray, torch.Tensor]:
+        return read_rgb(item.frame_path), torch.from_numpy(label_ids_to_train_ids(read_label_array(item.label_path)))
+
+
+TRAIN_FRAMES = CityscapesTrainFrames()

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from dfbench.data.base import Clip, EvalDataset
+from dfbench.data.base import Clip, EvalDataset, dataset_spec
 from dfbench.data.checks import clip_timestamps, reject_unknown_options
 from dfbench.data.roots import resolve_root
 from dfbench.errors import DfbenchError
@@ -53,7 +53,7 @@ class RootDataset(EvalDataset):
             raise DfbenchError(self._split_error.format(split=split))
         self.frame_size = frame_size
         self.split = split
-        self.root = self._locate_root(resolve_root(self.name, root, config_path))
+        self.root = self._locate_root(resolve_root(self.name, root, config_path, env=dataset_spec(type(self)).env))
         self._samples: dict[str, Any] | None = None
 
     def _locate_root(self, root: Path) -> Path:

@@ -15,6 +15,9 @@ with neither are skipped, as the reference does. Frames and depth get the KB cro
 (bottom 352 rows, centred 1216 columns) before the resize; depth keeps only the Garg
 region and 1e-3 < d < 80, everything else is 0. Clips are shuffled with
 ``random.Random(0)`` like the reference; with the complete data there are 603.
+Download: https://www.cvlibs.net/datasets/kitti/raw_data.php (the drives of the list,
+synced+rectified) and https://www.cvlibs.net/datasets/kitti/eval_depth.php?benchmark=depth_prediction
+(``data_depth_annotated.zip``), both unpacked into the root.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -30,7 +33,9 @@ import torch
 from dfbench.data.base import Clip, DataProblem
 from dfbench.data.checks import check_clip_images, read_label_array, read_rgb
 from dfbench.data.common import RootDataset, clip_indices
-from dfbench.data.kitti_split import EIGEN_TEST, SplitEntry, locate_split_file, read_split
+from dfbench.data.kitti_split import EIGEN_TEST, EIGEN_TRAIN, SplitEntry, locate_split_file, read_split
+from dfbench.data.spec import DatasetSpec
+from dfbench.data.train_frames import TrainItem
 from dfbench.errors import DfbenchError
 
 NUM_FRAMES = 7
@@ -47,6 +52,16 @@ GARG_LEFT, GARG_RIGHT = 0.03594771, 0.96405229
 MIN_DEPTH, MAX_DEPTH = 1e-3, 80.0
 DEPTH_SCALE = 256.0  # KITTI depth PNGs store metres * 256 as uint16
 DEPTH_MODES = ("I;16", "I;16B", "I")  # how PIL opens 16-bit grey PNGs
+
+SPEC = DatasetSpec(
+    name="kitti",
+    display="KITTI",
+    version="1.0",
+    tasks={"depth": 1},
+    fps=FPS,
+    env="KITTI_ROOT",
+    train_frames="dfbench.data.kitti:TRAIN_FRAMES",
+)
 
 
 def kb_crop(array: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -115,9 +130,7 @@ class KittiDataset(RootDataset):
             but the numbers then differ from the published ones).
     """
 
-    name: ClassVar[str] = "kitti"
-    tasks: ClassVar[dict[str, int]] = {"depth": 1}
-    fps: ClassVar[float] = FPS
+    spec = SPEC
     _splits: ClassVar[tuple[str, ...]] = ("val", "test")
     _split_error: ClassVar[str] = "kitti evaluates on the Eigen test list only; use split 'val', not '{split}'."
 
@@ -213,3 +226,36 @@ class KittiDataset(RootDataset):
                 deep=deep,
             )
         return problems
+
+
+class KittiTrainFrames:
+    """Head training frames: the Eigen train list's lines with ground truth (option ``split_file``).
+
+    Depth after the KB crop with 1e-3 < d < 80 kept and 0 elsewhere; the Garg region is an
+    evaluation convention and is not applied here.
+    """
+
+    def items(self, root: Path, frame_size: int, options: dict[str, Any]) -> list[TrainItem]:
+        items = []
+        depth_dirs: dict[str, Path | None] = {}
+        for entry in read_split(locate_split_file(options.get("split_file"), EIGEN_TRAIN)):
+            if entry.depth is None:
+                continue
+            if entry.drive not in depth_dirs:
+                depth_dirs[entry.drive] = find_depth_dir(root, entry.drive)
+            if depth_dirs[entry.drive] is None:
+                continue
+            items.append(
+                TrainItem(f"{entry.drive}/{entry.frame:010d}", root / entry.image, depth_dirs[entry.drive] / Path(entry.depth).name)
+            )
+        return items
+
+    def read(self, item: TrainItem) -> tuple[np.ndarray, torch.Tensor]:
+        frame = read_rgb(item.frame_path)
+        depth = read_depth(item.label_path)
+        depth = kb_crop(depth, *depth.shape)
+        label = np.where((depth > MIN_DEPTH) & (depth < MAX_DEPTH), depth, 0).astype(np.float32)
+        return kb_crop(frame, *frame.shape[:2]), torch.from_numpy(label)
+
+
+TRAIN_FRAMES = KittiTrainFrames()

@@ -4,7 +4,8 @@ Data roots are required and have no silent default: a run on the wrong folder wo
 give numbers that look plausible. The root is taken from, in this order:
 
 1. the ``--data-root`` flag (the ``root`` argument);
-2. an environment variable per data set: ``CITYSCAPES_ROOT``, ``KITTI_ROOT``, ``VSPW_ROOT``;
+2. the data set's environment variable, named in its spec (``CITYSCAPES_ROOT``,
+   ``KITTI_ROOT``, ``VSPW_ROOT`` for the built-ins);
 3. a YAML file with one key per data set, ``~/.config/dfbench/data.yaml`` (under
    ``$XDG_CONFIG_HOME`` when set) or the file given as ``config_path``::
 
@@ -24,26 +25,32 @@ import yaml
 
 from dfbench.errors import DfbenchError
 
-ENV_VARS: dict[str, str] = {
-    "cityscapes": "CITYSCAPES_ROOT",
-    "kitti": "KITTI_ROOT",
-    "vspw": "VSPW_ROOT",
-}
-
-
 def default_config_path() -> Path:
     """``$XDG_CONFIG_HOME/dfbench/data.yaml``, or ``~/.config/dfbench/data.yaml``."""
     base = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
     return Path(base) / "dfbench" / "data.yaml"
 
 
+def environment_variable(dataset: str) -> str:
+    """The variable naming a data set's root, from its spec."""
+    from dfbench.registry import get_dataset_spec
+
+    variable = get_dataset_spec(dataset).env
+    if variable is None:
+        raise DfbenchError(f"data set '{dataset}' reads no files, so it has no data root; drop --data-root.")
+    return variable
+
+
 def resolve_root_with_source(
-    dataset: str, root: str | os.PathLike | None = None, config_path: str | os.PathLike | None = None
+    dataset: str,
+    root: str | os.PathLike | None = None,
+    config_path: str | os.PathLike | None = None,
+    env: str | None = None,
 ) -> tuple[Path, str]:
     """Like :func:`resolve_root`, and also says where the root came from (for messages)."""
     if root is not None and str(root) != "":
         return Path(root).expanduser(), "--data-root"
-    variable = ENV_VARS.get(dataset, f"{dataset.upper()}_ROOT")
+    variable = env or environment_variable(dataset)
     if os.environ.get(variable):
         return Path(os.environ[variable]).expanduser(), f"${variable}"
     path = Path(config_path).expanduser() if config_path is not None else default_config_path()
@@ -62,13 +69,19 @@ def resolve_root_with_source(
     )
 
 
-def resolve_root(dataset: str, root: str | os.PathLike | None = None, config_path: str | os.PathLike | None = None) -> Path:
+def resolve_root(
+    dataset: str,
+    root: str | os.PathLike | None = None,
+    config_path: str | os.PathLike | None = None,
+    env: str | None = None,
+) -> Path:
     """The root folder of ``dataset``: flag, then environment variable, then YAML config.
 
     Args:
-        dataset: "cityscapes", "kitti" or "vspw".
+        dataset: a registered data set that reads files ("cityscapes", "kitti", "vspw").
         root: the ``--data-root`` value, if given.
         config_path: a YAML file to read instead of ``~/.config/dfbench/data.yaml``.
+        env: the environment variable; None reads it from the data set's spec.
 
     Returns:
         The root as given (existence is checked by the data set's ``check``).
@@ -76,7 +89,7 @@ def resolve_root(dataset: str, root: str | os.PathLike | None = None, config_pat
     Raises:
         DfbenchError: when no source names a root, or the config file is unreadable.
     """
-    return resolve_root_with_source(dataset, root, config_path)[0]
+    return resolve_root_with_source(dataset, root, config_path, env)[0]
 
 
 def _read_config(path: Path) -> dict:

@@ -16,16 +16,15 @@ a longer duration or a coarser time stride shows exactly the same world.
 from __future__ import annotations
 
 import hashlib
-import importlib.resources
 import re
 from dataclasses import dataclass, replace
-from functools import cache
 
 import numpy as np
 import torch
-import yaml
 
 from dfbench.data.base import SEG_IGNORE, Clip, DataProblem, EvalDataset
+from dfbench.data.checks import reject_unknown_options
+from dfbench.data.synthetic_config import SyntheticConfig, load_config, synthetic_spec
 from dfbench.data.synthetic_render import (
     CAR,
     NUM_FIXED_MATERIALS,
@@ -47,39 +46,6 @@ P_TURN_OR_STOP = 0.10  # a moving agent reverses or stops (half each)
 P_START = 0.30  # a stopped agent sets off, left or right
 P_MOVING_AT_START = 0.85
 OFFSCREEN_MARGIN = 12  # columns an agent may leave the view by before it turns back
-
-
-@dataclass(frozen=True)
-class SyntheticConfig:
-    """configs/datasets/synthetic.yaml."""
-
-    name: str
-    version: int
-    fps: float
-    native_size: tuple[int, int]
-    frame_size: int
-    clip_length: int
-    clip_stride: int
-    classes: tuple[str, ...]
-    splits: dict[str, int]
-
-
-@cache
-def load_config() -> SyntheticConfig:
-    """Reads the versioned description of the synthetic data set shipped with dfbench."""
-    text = importlib.resources.files("dfbench.configs").joinpath("datasets/synthetic.yaml").read_text()
-    raw = yaml.safe_load(text)
-    return SyntheticConfig(
-        name=raw["name"],
-        version=int(raw["version"]),
-        fps=float(raw["fps"]),
-        native_size=tuple(raw["native_size"]),
-        frame_size=int(raw["frame_size"]),
-        clip_length=int(raw["clip_length"]),
-        clip_stride=int(raw["clip_stride"]),
-        classes=tuple(raw["classes"]),
-        splits={str(k): int(v) for k, v in raw["splits"].items()},
-    )
 
 
 @dataclass(frozen=True)
@@ -327,7 +293,7 @@ class SyntheticDataset(EvalDataset):
     """The embedded synthetic street world: no files, every clip generated from its id.
 
     Args:
-        root: ignored; the data set is embedded.
+        root: ignored; the data set is embedded (so is ``config_path``).
         frame_size: protocol short side the frames are resized to.
         split: "val" (evaluation) or "train" (for training world models and heads).
         num_clips: how many clips the split lists; defaults to the size in the YAML.
@@ -335,12 +301,20 @@ class SyntheticDataset(EvalDataset):
     """
 
     config = load_config()
-    name = config.name
-    fps = config.fps
+    spec = synthetic_spec(config)
     class_names: list[str] = list(config.classes)
-    tasks = {"seg": len(config.classes), "depth": 1}
 
-    def __init__(self, root: str | None = None, frame_size: int | None = None, split: str = "val", num_clips: int | None = None, **_):
+    def __init__(
+        self,
+        root: str | None = None,
+        frame_size: int | None = None,
+        split: str = "val",
+        num_clips: int | None = None,
+        *,
+        config_path: str | None = None,
+        **options,
+    ):
+        reject_unknown_options(self.name, options)
         if split not in self.config.splits:
             raise DfbenchError(f"synthetic has no split {split!r}; choose one of {sorted(self.config.splits)}")
         self.frame_size = self.config.frame_size if frame_size is None else frame_size
@@ -379,5 +353,17 @@ class SyntheticDataset(EvalDataset):
             labels={"seg": torch.from_numpy(world.seg), "depth": torch.from_numpy(world.depth)},
         )
 
-    def check(self) -> list[DataProblem]:
+    def check(self, deep: bool = False) -> list[DataProblem]:
+        """Nothing to check: every clip is generated."""
         return []
+
+
+class SyntheticTrainClips:
+    """Head training data: whole clips of the ``train`` split, labelled on every frame for every task."""
+
+    def clips(self, frame_size: int, limit: int | None) -> list[Clip]:
+        train = SyntheticDataset(frame_size=frame_size, split="train", num_clips=limit)
+        return [train.load(sample_id) for sample_id in train.sample_ids()]
+
+
+TRAIN_CLIPS = SyntheticTrainClips()

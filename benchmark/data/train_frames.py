@@ -1,4 +1,7 @@
-"""Single labelled frames from the training splits, for fitting the linear task heads.
+"""Labelled frames from the training splits, for fitting the linear task heads.
+
+A data set's spec names its lister (``train_frames``, a ``"module:attr"`` target in the
+data set's own module); :class:`TrainFrames` reads any of them.
 
 The heads are fitted on frozen backbone features of the training split of each
 evaluation data set (paper, appendix B). Frames get the same protocol resize as the
@@ -23,19 +26,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from dfbench.data import cityscapes, kitti, vspw
-from dfbench.data.checks import read_label_array, read_rgb
-from dfbench.data.kitti_split import EIGEN_TRAIN, locate_split_file, read_split
+from dfbench.data.checks import read_rgb
 from dfbench.data.roots import resolve_root
 from dfbench.errors import DfbenchError
 from dfbench.protocol import resize_frames
-
-TASKS: dict[str, tuple[str, int]] = {"cityscapes": ("seg", 19), "vspw": ("seg", 124), "kitti": ("depth", 1)}
 
 
 @dataclass
@@ -47,7 +47,7 @@ class TrainFrame:
         frame: uint8 [3, H, W], resized per protocol.
         label: [h, w] at native resolution: int64 with 255 = ignore for "seg",
             float32 metres with 0 = invalid for "depth".
-        task: "seg" or "depth".
+        task: the data set's task ("seg" or "depth").
     """
 
     sample_id: str
@@ -57,23 +57,39 @@ class TrainFrame:
 
 
 @dataclass(frozen=True)
-class _Item:
+class TrainItem:
+    """Where one labelled training frame lives."""
+
     sample_id: str
     frame_path: Path
     label_path: Path
+
+
+class TrainFrameLister(Protocol):
+    """What a data set's spec points ``train_frames`` at (one per data set, in its module)."""
+
+    def items(self, root: Path, frame_size: int, options: dict[str, Any]) -> list[TrainItem]:
+        """The labelled training frames under ``root`` in a fixed order."""
+
+    def read(self, item: TrainItem) -> tuple[np.ndarray, torch.Tensor]:
+        """The frame as uint8 [H, W, 3] before the protocol resize, and its decoded label."""
+
+
+def read_frame(item: TrainItem) -> np.ndarray:
+    return read_rgb(item.frame_path)
 
 
 class TrainFrames(Dataset):
     """Map-style data set of :class:`TrainFrame` over a training split (usable with DataLoader).
 
     Args:
-        dataset_name: "cityscapes", "vspw" or "kitti".
+        dataset_name: a registered data set whose spec names a training-frame lister.
         root: data root; None resolves it (see :mod:`dfbench.data.roots`).
         frame_size: short side after the protocol resize.
         limit: keep only the first ``limit`` frames.
-        every: VSPW only: keep every ``every``-th frame of each video.
-        split_file: KITTI only: the Eigen train list (None: cache, then pinned download).
         config_path: data config file to read instead of the default.
+        **options: lister options, e.g. ``every`` (VSPW: every n-th frame of each video)
+            or ``split_file`` (KITTI: the Eigen train list).
     """
 
     def __init__(
@@ -83,59 +99,27 @@ class TrainFrames(Dataset):
         frame_size: int = 512,
         *,
         limit: int | None = None,
-        every: int = 1,
-        split_file: str | None = None,
         config_path: str | None = None,
+        **options,
     ):
-        if dataset_name not in TASKS:
-            raise DfbenchError(f"no training frames for '{dataset_name}'; use one of {', '.join(TASKS)}.")
+        from dfbench.registry import DATASETS, get_dataset_spec, resolve_target
+
+        spec = get_dataset_spec(dataset_name)
+        lister = resolve_target(spec.train_frames) if spec.train_frames else None
+        if not hasattr(lister, "items"):
+            with_frames = [n for n in DATASETS.builtin_names() if hasattr(_lister(n), "items")]
+            raise DfbenchError(f"no single training frames for '{dataset_name}'; use one of {', '.join(with_frames)}.")
+        if len(spec.tasks) != 1:
+            raise DfbenchError(f"{dataset_name} training frames must serve one task, its spec has {sorted(spec.tasks)}.")
         self.dataset_name = dataset_name
-        self.task = TASKS[dataset_name][0]
-        self.root = resolve_root(dataset_name, root, config_path)
+        (self.task,) = spec.tasks
+        self.lister: TrainFrameLister = lister
+        self.root = resolve_root(dataset_name, root, config_path, env=spec.env)
         self.frame_size = frame_size
-        list_items = {"cityscapes": self._cityscapes, "vspw": lambda: self._vspw(every), "kitti": lambda: self._kitti(split_file)}
-        items = list_items[dataset_name]()
+        items = self.lister.items(self.root, frame_size, options)
         self.items = items[:limit] if limit is not None else items
         if not self.items:
             raise DfbenchError(f"no {dataset_name} training frames found under {self.root}; check the folder layout.")
-
-    def _cityscapes(self) -> list[_Item]:
-        labels = self.root / "gtFine" / "train"
-        if not labels.is_dir():
-            raise DfbenchError(f"{labels} does not exist; unpack gtFine_trainvaltest.zip into the cityscapes root.")
-        frames = self.root / "leftImg8bit" / "train"
-        if not frames.is_dir():
-            frames = self.root / "leftImg8bit_sequence" / "train"
-        items = []
-        for label in sorted(labels.rglob(f"*{cityscapes.LABEL_SUFFIX}")):
-            stem = label.name[: -len(cityscapes.LABEL_SUFFIX)]
-            items.append(_Item(f"{label.parent.name}/{stem}", frames / label.parent.name / f"{stem}{cityscapes.FRAME_SUFFIX}", label))
-        return items
-
-    def _vspw(self, every: int) -> list[_Item]:
-        dataset = vspw.VspwDataset(str(self.root), self.frame_size, split="train")
-        self.root = dataset.root
-        items = []
-        for video in dataset.videos():
-            folder = dataset.root / "data" / video
-            for path in vspw.sorted_frames(folder / "origin")[::every]:
-                items.append(_Item(f"{video}/{path.stem}", path, folder / "mask" / path.name.replace(".jpg", ".png")))
-        return items
-
-    def _kitti(self, split_file: str | None) -> list[_Item]:
-        items = []
-        depth_dirs: dict[str, Path | None] = {}
-        for entry in read_split(locate_split_file(split_file, EIGEN_TRAIN)):
-            if entry.depth is None:
-                continue
-            if entry.drive not in depth_dirs:
-                depth_dirs[entry.drive] = kitti.find_depth_dir(self.root, entry.drive)
-            if depth_dirs[entry.drive] is None:
-                continue
-            items.append(
-                _Item(f"{entry.drive}/{entry.frame:010d}", self.root / entry.image, depth_dirs[entry.drive] / Path(entry.depth).name)
-            )
-        return items
 
     def __len__(self) -> int:
         return len(self.items)
@@ -145,18 +129,32 @@ class TrainFrames(Dataset):
         for path in (item.frame_path, item.label_path):
             if not path.is_file():
                 raise DfbenchError(f"{self.dataset_name} training file {path} is missing; fix the tree.")
-        frame = read_rgb(item.frame_path)
-        if self.dataset_name == "kitti":
-            height, width = frame.shape[:2]
-            frame = kitti.kb_crop(frame, height, width)
-            depth = kitti.read_depth(item.label_path)
-            depth = kitti.kb_crop(depth, *depth.shape)
-            label = torch.from_numpy(np.where((depth > kitti.MIN_DEPTH) & (depth < kitti.MAX_DEPTH), depth, 0).astype(np.float32))
-        elif self.dataset_name == "cityscapes":
-            label = torch.from_numpy(cityscapes.label_ids_to_train_ids(read_label_array(item.label_path)))
-        else:
-            label = torch.from_numpy(vspw.mask_to_labels(read_label_array(item.label_path)))
+        frame, label = self.lister.read(item)
         return TrainFrame(item.sample_id, resize_frames(frame[None], self.frame_size)[0], label, self.task)
+
+
+def _lister(dataset_name: str):
+    from dfbench.registry import get_dataset_spec, resolve_target
+
+    target = get_dataset_spec(dataset_name).train_frames
+    return resolve_target(target) if target else None
+
+
+def head_training_clips(dataset_name: str, root: str | None, frame_size: int, limit: int | None = None) -> list:
+    """What ``dfbench train-head`` fits heads on, as Clips, from the lister the spec names.
+
+    A lister with a ``clips`` method (the synthetic world: whole labelled clips) gives
+    them directly; otherwise each labelled training frame is a one-frame clip.
+    """
+    from dfbench.data.base import Clip
+
+    lister = _lister(dataset_name)
+    if hasattr(lister, "clips"):
+        return lister.clips(frame_size, limit)
+    return [
+        Clip(f.sample_id, f.frame[None], torch.zeros(1), {f.task: f.label[None]})
+        for f in iter_train_frames(dataset_name, root, frame_size, limit=limit)
+    ]
 
 
 def iter_train_frames(

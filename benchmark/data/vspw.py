@@ -11,7 +11,7 @@ and numbered by position. Every 20th position (19, 39, 59, ...) ends one clip of
 positions end-18, end-15, ..., end (stride int(0.2 s * 15 fps) = 3); clips that would
 start before position 0 are dropped. Every frame is labelled with mask - 1, values
 outside 0..123 becoming 255. Timestamps are position / 15. Clips are shuffled with
-``random.Random(0)`` like the reference.
+``random.Random(0)`` like the reference. Download: https://www.vspwdataset.com/ (VSPW_480p).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -27,6 +27,8 @@ import torch
 from dfbench.data.base import SEG_IGNORE, Clip, DataProblem
 from dfbench.data.checks import check_clip_images, missing_dirs, read_label_array, read_rgb
 from dfbench.data.common import RootDataset, clip_indices
+from dfbench.data.spec import DatasetSpec
+from dfbench.data.train_frames import TrainItem
 from dfbench.errors import DfbenchError
 
 NUM_FRAMES = 7
@@ -36,6 +38,16 @@ EVAL_INTERVAL = 20  # every 20th frame ends a clip (DINO-world's VSPW protocol)
 NUM_CLASSES = 124
 MASK_MODES = ("P", "L")
 RELEASE_FOLDER = "VSPW_480p"
+
+SPEC = DatasetSpec(
+    name="vspw",
+    display="VSPW",
+    version="1.0",
+    tasks={"seg": NUM_CLASSES},
+    fps=FPS,
+    env="VSPW_ROOT",
+    train_frames="dfbench.data.vspw:TRAIN_FRAMES",
+)
 
 
 def mask_to_labels(mask: np.ndarray) -> np.ndarray:
@@ -76,9 +88,7 @@ class VspwDataset(RootDataset):
         config_path: data config file to read instead of the default.
     """
 
-    name: ClassVar[str] = "vspw"
-    tasks: ClassVar[dict[str, int]] = {"seg": NUM_CLASSES}
-    fps: ClassVar[float] = FPS
+    spec = SPEC
     _splits: ClassVar[tuple[str, ...]] = ("val", "train", "test")
     _split_error: ClassVar[str] = "vspw has no split '{split}'; use 'val', 'train' or 'test'."
 
@@ -155,3 +165,22 @@ class VspwDataset(RootDataset):
                 deep=deep,
             )
         return problems
+
+
+class VspwTrainFrames:
+    """Head training frames: every ``every``-th frame (option, default 1) of the ``train.txt`` videos."""
+
+    def items(self, root: Path, frame_size: int, options: dict[str, Any]) -> list[TrainItem]:
+        dataset = VspwDataset(str(root), frame_size, split="train")
+        items = []
+        for video in dataset.videos():
+            folder = dataset.root / "data" / video
+            for path in sorted_frames(folder / "origin")[:: int(options.get("every", 1))]:
+                items.append(TrainItem(f"{video}/{path.stem}", path, folder / "mask" / path.name.replace(".jpg", ".png")))
+        return items
+
+    def read(self, item: TrainItem) -> tuple[np.ndarray, torch.Tensor]:
+        return read_rgb(item.frame_path), torch.from_numpy(mask_to_labels(read_label_array(item.label_path)))
+
+
+TRAIN_FRAMES = VspwTrainFrames()

@@ -17,7 +17,7 @@ Sources: the embedded synthetic world renders any clip from its index. Paper-sca
 training reads a folder of videos, which dfbench does not decode; :func:`open_source`
 says so instead of failing later.
 
-:class:`FeatureCache` encodes a fixed pool of clips with the frozen feature space once and
+:class:`ClipFeatureCache` encodes a fixed pool of clips with the frozen feature space once and
 keeps the features in memory. Training then samples batches from the pool; this trades
 fresh augmentations every step for speed, which is what makes the tiny models trainable
 on a laptop CPU.
@@ -235,7 +235,7 @@ def clip_rng(seed: int, index: int) -> np.random.Generator:
 
 
 @dataclass
-class FeatureCache:
+class ClipFeatureCache:
     """Frozen features of a fixed pool of training views, kept in memory.
 
     Attributes:
@@ -261,7 +261,7 @@ class FeatureCache:
         seed: int,
         batch_clips: int = 32,
         progress: Any = None,
-    ) -> FeatureCache:
+    ) -> ClipFeatureCache:
         """Encodes ``num_clips`` clips (every view of each) with the feature space.
 
         Args:

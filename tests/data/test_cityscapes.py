@@ -24,7 +24,7 @@ def test_one_clip_per_fine_label_in_sorted_order(cityscapes_tree):
     dataset = CityscapesDataset(str(root), frame_size=16)
     assert dataset.sample_ids() == expected  # sorted paths; _color/_instanceIds files ignored
     assert CityscapesDataset(str(root)).sample_ids() == expected
-    assert len(dataset) == 4 and dataset.tasks == {"seg": 19} and dataset.fps == 16.0
+    assert len(dataset) == 4 and dataset.tasks == {"seg": 19} and dataset.fps == 16.0 and dataset.version == "1.0"
 
 
 def test_frames_are_f_minus_18_to_f_step_3_resized_with_cv2(cityscapes_tree):

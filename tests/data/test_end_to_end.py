@@ -10,8 +10,15 @@ from trees import KITTI_ODD, KITTI_WIDE, kitti_split_line, write_split_file
 
 from dfbench.features import load_feature_space
 from dfbench.heads.catalog import build_head, save_head
+from dfbench.registry import get_dataset_spec
 
-TASKS = {"cityscapes": ("seg", 19), "vspw": ("seg", 124), "kitti": ("depth", 1)}
+FILE_DATASETS = ("cityscapes", "vspw", "kitti")
+
+
+def _task(dataset: str) -> tuple[str, int]:
+    """The one task of a real data set and its class count, from its spec."""
+    ((task, classes),) = get_dataset_spec(dataset).tasks.items()
+    return task, classes
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +27,8 @@ def head_files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("heads")
     dim = load_feature_space("tiny").dim
     paths = {}
-    for dataset, (task, classes) in TASKS.items():
+    for dataset in FILE_DATASETS:
+        task, classes = _task(dataset)
         path = folder / f"{dataset}-{task}.safetensors"
         save_head(build_head(task, dim, classes).eval(), path, {"dataset": dataset})
         paths[dataset] = f"{task}={path}"
@@ -36,10 +44,10 @@ def _roots(request, dataset, tmp_path):
     return request.getfixturevalue("kitti_tree"), ["--split-file", str(split)]
 
 
-@pytest.mark.parametrize("dataset", ["cityscapes", "vspw", "kitti"])
+@pytest.mark.parametrize("dataset", FILE_DATASETS)
 def test_copy_last_and_present_run_on_generated_trees(dataset, request, tmp_path, head_files, dfbench_cli):
     root, extra = _roots(request, dataset, tmp_path)
-    task, _ = TASKS[dataset]
+    task, _ = _task(dataset)
     metric = "miou" if task == "seg" else "rmse"
     for model in ("copy-last", "present"):
         result = dfbench_cli("run", "--model", model, "--dataset", dataset, "--data-root", str(root), *extra,

@@ -61,7 +61,7 @@ def test_list_skips_none_early_frames_and_drives_without_depth(kitti_tree, split
     assert dataset.sample_ids() == expected_order
     assert KittiDataset(str(kitti_tree), split_file=str(split_file)).sample_ids() == expected_order
     assert dataset.skipped_drives() == {KITTI_NO_DEPTH: 1}
-    assert dataset.tasks == {"depth": 1} and dataset.fps == 10.0
+    assert dataset.tasks == {"depth": 1} and dataset.fps == 10.0 and dataset.version == "1.0"
 
 
 @pytest.mark.parametrize("drive,last,top,left", [(KITTI_WIDE, 23, 23, 13), (KITTI_ODD, 20, 24, 12)])

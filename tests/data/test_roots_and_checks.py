@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 from click.testing import CliRunner
 from PIL import Image
 from trees import photo_like, write_png
@@ -19,7 +18,7 @@ from dfbench.data.checks import check_dataset, check_image, ensure_data_ok, erro
 from dfbench.data.loader import clip_loader
 from dfbench.data.roots import resolve_root, resolve_root_with_source
 from dfbench.errors import DfbenchError
-from dfbench.registry import get_dataset_class
+from dfbench.registry import get_dataset_class, get_dataset_spec
 
 
 @pytest.fixture
@@ -125,7 +124,13 @@ def test_check_data_command_exit_codes(cityscapes_tree, tmp_path):
     error_lines = [line for line in bad.stderr.splitlines() if line.startswith("Error:")]
     assert len(error_lines) == 1 and "cityscapes: 1 problem in" in error_lines[0]
     usage = runner.invoke(check_data, ["--dataset", "vspw", "--data-root", str(root), "--split-file", "x.txt"])
-    assert usage.exit_code == 2 and "kitti only" in usage.output
+    assert usage.exit_code == 2 and "vspw does not take the option(s) split_file" in usage.stderr
+
+
+def test_check_data_accepts_the_synthetic_set():
+    result = CliRunner().invoke(check_data, ["--dataset", "synthetic", "--deep"])
+    assert result.exit_code == 0, result.output
+    assert "synthetic (generated, no files)" in result.output and "synthetic is ready" in result.output
 
 
 def test_check_data_for_kitti_reads_the_split_file(kitti_tree, tmp_path):
@@ -159,9 +164,17 @@ def test_loader_order_and_content_do_not_depend_on_workers(vspw_tree):
     "name,module,cls",
     [("cityscapes", cityscapes, cityscapes.CityscapesDataset), ("kitti", kitti, kitti.KittiDataset), ("vspw", vspw, vspw.VspwDataset)],
 )
-def test_yaml_protocol_matches_the_loader(name, module, cls):
-    config = yaml.safe_load((Path(dfbench.configs.__file__).parent / "datasets" / f"{name}.yaml").read_text())
-    assert get_dataset_class(name) is cls and cls.name == config["name"] == name
-    assert cls.tasks == {config["task"]: config["num_classes"]}
-    assert (cls.fps, module.NUM_FRAMES, module.STRIDE) == (config["fps"], config["num_frames"], config["stride_frames"])
-    assert config["root"]["env"] == f"{name.upper()}_ROOT" and isinstance(config["version"], str)
+def test_each_loader_declares_its_spec(name, module, cls, tmp_path):
+    """The spec beside the loader is what the registry, the class and its instances report."""
+    spec = get_dataset_spec(name)
+    assert get_dataset_class(name) is cls and spec is module.SPEC and spec.name == cls.name == name
+    assert (cls.tasks, cls.fps) == (dict(spec.tasks), spec.fps)
+    assert spec.env == f"{name.upper()}_ROOT" and spec.default_feature_space == "dinov3-vitb16" and spec.decode_workers == 2
+    assert not list((Path(dfbench.configs.__file__).parent / "datasets").glob(f"{name}.yaml"))  # no mirrored YAML
+
+
+def test_a_data_root_comes_from_the_variable_its_spec_names(monkeypatch, clean_env, tmp_path):
+    monkeypatch.setenv("VSPW_ROOT", str(tmp_path))
+    assert resolve_root_with_source("vspw") == (tmp_path, "$VSPW_ROOT")
+    with pytest.raises(DfbenchError, match="synthetic.* no data root"):
+        resolve_root("synthetic")

@@ -47,7 +47,7 @@ def test_the_same_id_gives_the_same_clip_and_different_ids_differ():
 def test_clips_do_not_depend_on_the_python_process():
     # Guards the hash-based seeding (Python's hash() is salted per process) and the
     # generator: if this changes, every published synthetic number changes, so bump
-    # `version` in configs/datasets/synthetic.yaml and update the digest.
+    # `version` in configs/datasets/synthetic.yaml (the data set's version) and update the digest.
     digest = hashlib.sha256(generate("val", 0, CONFIG.clip_length).seg.tobytes()).hexdigest()
     assert digest == "14fae5763ae2f9a00f166d7459f8c65bede02e09d815846d87692801b1ffa1e7"
 
@@ -111,8 +111,13 @@ def test_sample_ids_and_errors():
     assert len(SyntheticDataset()) == CONFIG.splits["val"]
     assert len(SyntheticDataset(split="train", num_clips=10)) == 10
     assert SyntheticDataset(split="train").sample_ids()[123] == "train-00123"
-    assert SyntheticDataset(root="/nowhere").check() == []
+    assert SyntheticDataset(root="/nowhere").check() == [] == SyntheticDataset().check(deep=True)
     assert SyntheticDataset.tasks == {"seg": NUM_CLASSES, "depth": 1}
+    # The version written into results and the feature-cache key is the generator's.
+    assert SyntheticDataset().version == str(CONFIG.version) == SyntheticDataset.spec.version
+    assert (SyntheticDataset.spec.default_feature_space, SyntheticDataset.spec.decode_workers) == ("tiny", 0)
+    with pytest.raises(DfbenchError, match="split_file"):
+        SyntheticDataset(split_file="x.txt")
     assert SyntheticDataset.class_names == list(CONFIG.classes) and SyntheticDataset.name == "synthetic"
     for bad in ("val-17x", "test-00001", "00017"):
         with pytest.raises(DfbenchError):
@@ -212,3 +217,13 @@ if __name__ == "__main__":
     out = sys.argv[1] if len(sys.argv) > 1 else "/tmp/synthetic_strip.png"
     cv2.imwrite(out, preview(*sys.argv[2:3])[..., ::-1])
     print(out)
+
+
+def test_heads_train_on_whole_synthetic_clips_from_the_lister_its_spec_names():
+    from dfbench.data.train_frames import TrainFrames, head_training_clips
+
+    clips = head_training_clips("synthetic", None, 64, limit=2)
+    assert [c.sample_id for c in clips] == ["train-00000", "train-00001"]
+    assert set(clips[0].labels) == {"seg", "depth"} and clips[0].frames.shape[0] == CONFIG.clip_length
+    with pytest.raises(DfbenchError, match="no single training frames for 'synthetic'; use one of cityscapes, kitti, vspw"):
+        TrainFrames("synthetic")

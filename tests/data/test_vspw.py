@@ -28,7 +28,7 @@ def test_clips_end_at_every_20th_position_in_the_reference_order(vspw_tree):
     dataset = VspwDataset(str(vspw_tree), frame_size=16)
     assert dataset.sample_ids() == in_list_order
     assert VspwDataset(str(vspw_tree.parent)).sample_ids() == in_list_order  # the release's parent works too
-    assert dataset.tasks == {"seg": 124} and dataset.fps == 15.0
+    assert dataset.tasks == {"seg": 124} and dataset.fps == 15.0 and dataset.version == "1.0"
 
 
 def test_frames_are_positions_end_minus_18_to_end_step_3(vspw_tree):
