@@ -51,10 +51,41 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def _offline() -> bool:
-    # huggingface_hub reads HF_HUB_OFFLINE once at import; honour a later setting too.
+def hub_offline() -> bool:
+    """Whether HF_HUB_OFFLINE is set (huggingface_hub reads it once at import; a later setting counts too)."""
     flag = os.environ.get("HF_HUB_OFFLINE", "").strip().upper()
     return hub_constants.HF_HUB_OFFLINE or flag in {"1", "ON", "YES", "TRUE"}
+
+
+def is_hub_id(source: str) -> bool:
+    """``owner/name`` that is not a local path."""
+    return bool(_HUB_ID.match(source)) and not Path(source).expanduser().exists() and not Path(source).suffix
+
+
+def download_hint(repo: str, filename: str | None = None) -> str:
+    """The command that fetches a hub file with the installed huggingface_hub (its ``hf`` CLI)."""
+    return f"hf download {repo}" + (f" {filename}" if filename else "")
+
+
+def offline_error(repo: str, filename: str) -> DfbenchError:
+    return DfbenchError(
+        f"cannot get '{filename}' of hub model '{repo}': HF_HUB_OFFLINE is set and it is not in the local Hugging Face "
+        f"cache; run `{download_hint(repo, filename)}` on a machine with internet and copy the cache here, "
+        "or pass a local path."
+    )
+
+
+def check_hub_cached(source: str | None, filename: str = "pytorch_model.bin") -> None:
+    """Offline, a hub id must already be in the cache: fails at once instead of after loading everything else."""
+    if source is None or not hub_offline():
+        return
+    repo, _, name = source.partition("::")
+    if not is_hub_id(repo):
+        return
+    from huggingface_hub import try_to_load_from_cache
+
+    if not isinstance(try_to_load_from_cache(repo, name or filename), str):
+        raise offline_error(repo, name or filename)
 
 
 def resolve_checkpoint(
@@ -87,17 +118,16 @@ def resolve_checkpoint(
         raise DfbenchError(
             f"checkpoint '{text}' does not exist; pass an existing file, a folder or a hub id like owner/name."
         )
-    local_only = _offline() if offline is None else offline
+    local_only = hub_offline() if offline is None else offline
     try:
         return Path(hf_hub_download(text, filename, cache_dir=cache_dir, local_files_only=local_only))
     except Exception as error:  # noqa: BLE001 - every hub failure means the same to the user
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        where = f"{type(error).__name__}: {reason[:160]}"
         if local_only:
-            where = "it is not in the local Hugging Face cache (offline)"
+            raise offline_error(text, filename) from error
+        reason = " ".join(str(error).split()) or type(error).__name__
         raise DfbenchError(
-            f"cannot get '{filename}' of hub model '{text}': {where}; download it on a machine with internet "
-            f"with `huggingface-cli download {text} {filename}` and copy the cache here, or pass a local path."
+            f"cannot get '{filename}' of hub model '{text}' ({type(error).__name__}: {reason}); download it on a "
+            f"machine with internet with `{download_hint(text, filename)}` and copy the cache here, or pass a local path."
         ) from error
 
 
@@ -120,7 +150,7 @@ def _read_file(path: Path) -> Any:
             "because unpickling could run code: save its state dict alone (torch.save(ckpt['state_dict'], path)) "
             "or convert it to safetensors."
         ) from error
-    except (RuntimeError, OSError, EOFError, ValueError) as error:
+    except Exception as error:  # noqa: BLE001 - a text or truncated file fails in many ways inside the unpickler
         raise DfbenchError(
             f"'{path}' is not a torch checkpoint ({type(error).__name__}); pass a .safetensors or .bin file."
         ) from error
@@ -193,6 +223,17 @@ def load_state_dict(
     """
     path = resolve_checkpoint(source, filename, cache_dir, offline)
     return as_state_dict(_read_file(path), origin=f"'{path}'")
+
+
+def describe_keys(path: str | Path) -> str:
+    """What a checkpoint without dfbench metadata holds, briefly: its kind if known and its first keys."""
+    try:
+        state = as_state_dict(_read_file(Path(path)), origin=f"'{path}'")
+    except DfbenchError as error:
+        return str(error)
+    guess = looks_like(state)
+    kind = f"it looks like {guess[0]}; " if guess else ""
+    return f"{kind}keys {_listing(sorted(state))}"
 
 
 def _listing(keys: list[str]) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from dfbench.checkpoints import check_hub_cached
 from dfbench.errors import DfbenchError
 from dfbench.evaluate import Evaluator, run_evaluation
 from dfbench.feature_cache import FeatureCache
@@ -60,8 +61,10 @@ class RunOptions:
         parse_device(self.device)
         check_writable(Path(self.output_dir))
         check_local_file(self.checkpoint, "--checkpoint")
+        check_hub_cached(self.checkpoint)
         for task, source in self.heads.items():
             check_local_file(source, f"--head {task}")
+            check_hub_cached(source)
         if self.feature_space_path is not None and not Path(self.feature_space_path).is_dir():
             raise DfbenchError(f"--feature-space-path '{self.feature_space_path}' is not a folder; "
                                "pass a model folder with config.json and model.safetensors.")

@@ -91,6 +91,24 @@ def dataset_version(dataset) -> str:
     return str(version)
 
 
+def build_model(model_cls: type, feature_space, options):
+    """The adapter with its weights; a checkpoint it cannot be built from is one line naming what it holds."""
+    try:
+        return model_cls(feature_space, checkpoint=options.checkpoint, **options.model_options)
+    except (ValueError, RuntimeError, KeyError) as err:
+        reason = " ".join(str(err).split()) or type(err).__name__
+        held = ""
+        if options.checkpoint and Path(options.checkpoint).is_file():
+            from dfbench.checkpoints import describe_keys, read_safetensors_metadata
+
+            if options.checkpoint.endswith(".safetensors") and not read_safetensors_metadata(options.checkpoint):
+                held = f"; '{options.checkpoint}' has no dfbench metadata ({describe_keys(options.checkpoint)})"
+        raise DfbenchError(
+            f"cannot build model '{options.model}' ({reason}){held}; pass a checkpoint of that model "
+            "(written by 'dfbench train', or a released one)."
+        ) from err
+
+
 @dataclass
 class Prepared:
     """Everything loaded and checked for one run, and the identity it defines."""
@@ -138,7 +156,7 @@ def prepare(options) -> Prepared:
     feature_space = load_feature_space(fs_name, options.feature_space_path, device=str(device), dtype=dtype)
     if dataset is None or feature_space.frame_size != hint:
         dataset = build_dataset(options.dataset, options.data_root, feature_space.frame_size, options.dataset_options)
-    model = model_cls(feature_space, checkpoint=options.checkpoint, **options.model_options).to(device)
+    model = build_model(model_cls, feature_space, options).to(device)
     heads = load_heads(fs_name, feature_space.dim, dataset_cls.name, dataset_cls.tasks, options.heads)
     heads = {task: head.to(device) for task, head in heads.items()}
     head_sources = {t: options.heads.get(t) or head_source(fs_name, dataset_cls.name, t) for t in heads}
