@@ -1,7 +1,8 @@
 """Backbone features computed once per clip and shared by every model evaluated on it.
 
-The key is (data set, feature space, protocol version, frame size, precision, sample
-id), so a change of any of them never reuses stale features. In memory for one
+The key is (data set, data set version, feature space, sha256 of the feature space's
+weights, protocol version, frame size, precision, sample id), so a change of any of
+them, another ``--feature-space-path`` included, never reuses stale features. In memory for one
 process (``dfbench demo``); on disk (``--feature-cache DIR``, one safetensors file per
 clip) across runs and models.
 """
@@ -15,6 +16,8 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
+
+from dfbench.files import file_mode
 
 
 class FeatureCache:
@@ -44,6 +47,7 @@ class FeatureCache:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        os.fchmod(fd, file_mode())  # mkstemp's 0600 would hide a shared cache from the rest of the group
         os.close(fd)
         save_file({"features": features.detach().cpu().contiguous()}, tmp, metadata={"key": "\0".join(key)})
         os.replace(tmp, path)
