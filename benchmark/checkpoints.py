@@ -402,6 +402,9 @@ def save_safetensors(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, path, metadata=text)
+    from dfbench.files import file_mode
+
+    path.chmod(file_mode())  # safetensors writes 0600: use the user's umask like every other file
     return path
 
 

@@ -47,7 +47,7 @@ class FeatureCache:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        os.fchmod(fd, file_mode())  # mkstemp's 0600 would hide a shared cache from the rest of the group
         os.close(fd)
         save_file({"features": features.detach().cpu().contiguous()}, tmp, metadata={"key": "\0".join(key)})
+        os.chmod(tmp, file_mode())  # mkstemp and safetensors write 0600; a shared cache follows the umask
         os.replace(tmp, path)

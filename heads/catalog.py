@@ -54,6 +54,9 @@ def save_head(head: nn.Module, path: str | Path, metadata: dict[str, str]) -> No
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     save_file({k: v.contiguous() for k, v in head.state_dict().items()}, str(tmp), metadata=metadata)
+    from dfbench.files import file_mode
+
+    tmp.chmod(file_mode())  # safetensors writes 0600; a trained head is shared like any other file
     tmp.replace(path)
 
 
