@@ -12,7 +12,7 @@ from dfbench.train.loop import PREDICTORS
 
 def check_train_inputs(config, out: str | None, export: str | None, model: str | None, tokenizer: str | None) -> None:
     """Everything a typo can break, checked before any clip is encoded (that takes minutes)."""
-    from dfbench.checkpoints import check_hub_cached
+    from dfbench.hub import check_hub_cached
     from dfbench.errors import DfbenchError
     from dfbench.files import check_writable
     from dfbench.run_checks import check_local_file

@@ -15,17 +15,17 @@ from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from dfbench.checkpoints import check_hub_cached
 from dfbench.errors import DfbenchError
 from dfbench.evaluate import Evaluator, run_evaluation
 from dfbench.feature_cache import FeatureCache
 from dfbench.files import CreatedFolders, check_writable, write_json_atomic
+from dfbench.hub import check_hub_cached
 from dfbench.record_log import RecordLog
 from dfbench.result_store import read_result, result_folder, update_latest
 from dfbench.results import aggregate, headline
 from dfbench.run_checks import check_counts, check_local_file, parse_device
 from dfbench.run_lock import RunLock
-from dfbench.run_prepare import PAPER_FEATURE_SPACE, Prepared, prepare, provenance  # noqa: F401 - re-exported
+from dfbench.run_prepare import Prepared, prepare, provenance
 from dfbench.schema import MetricEntry, RunResult
 
 

@@ -327,7 +327,7 @@ def resolve_weights(weights: Dinov3Weights) -> Path:
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
 
-    from dfbench.checkpoints import hub_offline
+    from dfbench.hub import hub_offline
 
     fix = (
         f"accept the DINOv3 license on https://huggingface.co/{weights.hub_id}, then run "
