@@ -127,6 +127,27 @@ def test_a_full_disk_keeps_an_existing_result_untouched(dfbench_cli, tmp_path, m
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
 
 
+def test_a_real_write_error_in_a_real_process_is_one_line(tmp_path):
+    """The kernel refuses the write (a file-size limit stands in for a full disk): the real CLI, the real OSError."""
+    resource = pytest.importorskip("resource")
+    import signal
+    import subprocess
+    import sys
+
+    def limit_file_size():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write then fails with EFBIG instead of killing
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2000, 2000))
+
+    out = tmp_path / "out"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+    ran = subprocess.run([str(Path(sys.executable).with_name("dfbench")), "run", "--model", "copy-last", *BASE,
+                          "--output-dir", str(out)], preexec_fn=limit_file_size, env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert ran.returncode == 2 and len(ran.stderr.strip().splitlines()) == 1, ran.stderr
+    assert ran.stderr.startswith("dfbench: error: cannot write ") and "File too large" in ran.stderr
+    assert not out.exists()
+
+
 def _report(case: str, result) -> None:
     """Collects each case's exit code and message when DFBENCH_CASES is set (for the issue's closing note)."""
     target = os.environ.get("DFBENCH_CASES")
