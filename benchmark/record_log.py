@@ -85,7 +85,7 @@ class RecordLog:
                 continue
             self.records[record.sample_id] = record
         if skipped:
-            self.notes.append(f"{source}: {skipped} unreadable line(s) skipped, their clips are computed again")
+            self.notes.append(f"{source}: {skipped} unreadable line(s) skipped; any clip they held is computed again")
         return True
 
     def done(self, sample_id: str) -> bool:

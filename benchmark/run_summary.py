@@ -10,8 +10,12 @@ from dfbench.run import RunOutcome
 
 def print_summary(outcome: RunOutcome, console: Console | None = None) -> None:
     console = console or Console()
+
+    def say(line: str) -> None:
+        console.print(line, markup=False, soft_wrap=True)  # paths stay on one line, copyable
+
     for note in outcome.notes:
-        console.print(f"recovered: {note}", markup=False)
+        say(f"recovered: {note}")
     result = outcome.result
     partial = "" if result.complete else f", partial: {result.num_clips} clips (--limit)"
     title = f"{result.model} on {result.dataset} (seed {result.identity.seed}{partial})"
@@ -22,11 +26,11 @@ def print_summary(outcome: RunOutcome, console: Console | None = None) -> None:
         table.add_row(entry.metric, entry.horizon, entry.stat, f"{entry.value:.4g}")
     console.print(table)
     if outcome.reused:
-        console.print(f"already computed: reported {outcome.path} (delete it to compute again)", markup=False)
+        say(f"already computed: reported {outcome.path} (delete it to compute again)")
     else:
         wall = result.provenance.get("wall_time_s")
-        console.print(f"{outcome.resumed} of {result.num_clips} clips resumed from earlier records; "
-                      f"compute over all invocations {wall}s", markup=False)
-        console.print(f"wrote {outcome.path}", markup=False)
+        say(f"{outcome.resumed} of {result.num_clips} clips resumed from earlier records; "
+            f"compute over all invocations {wall}s")
+        say(f"wrote {outcome.path}")
     if not outcome.latest:
-        console.print("a complete result exists: tables keep reading it (latest.json unchanged)", markup=False)
+        say("a complete result exists: tables keep reading it (latest.json unchanged)")
