@@ -168,3 +168,19 @@ def test_records_line_format_is_typed(tmp_path):
     log.append([{"sample_id": "b", "stats": {}}], 2.5)
     again = RecordLog(tmp_path / "r.records.jsonl", identity)
     assert set(again.records) == {"a", "b"} and again.prior_wall_time_s == 2.5 and again.prior_invocations == 1
+
+
+def test_records_of_another_identity_are_never_read(tmp_path):
+    from dataclasses import replace
+
+    from dfbench.record_log import RecordLog
+    from dfbench.schema import RunIdentity
+
+    seed0 = RunIdentity(model="m", dataset="d", dataset_version="1", feature_space="f", protocol="p",
+                        protocol_version="1", seed=0, num_samples=20, horizons=("short",), precision="fp32",
+                        limit=None, numerics_version=1)
+    path = tmp_path / "r.records.jsonl"
+    RecordLog(path, seed0).append([{"sample_id": "a", "stats": {}}], 1.0)
+    other = RecordLog(path, replace(seed0, seed=1))  # e.g. a file copied or renamed by hand
+    assert other.records == {} and "records of another run (seed differ)" in other.notes[0]
+    assert seed0.slug() != replace(seed0, seed=1).slug() and seed0.slug().startswith("seed0-n20-fp32-all-")
