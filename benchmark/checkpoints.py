@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import pickle
 import re
 from collections.abc import Mapping
@@ -22,13 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from huggingface_hub import constants as hub_constants
 from huggingface_hub import hf_hub_download
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from dfbench.errors import DfbenchError
+from dfbench.hub import HUB_ID as _HUB_ID
+from dfbench.hub import download_hint, hub_offline, offline_error
 
 SAFETENSORS_SUFFIXES = (".safetensors",)
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt")
@@ -38,7 +38,6 @@ WRAPPER_PREFIXES = ("network.", "_orig_mod.")
 # An unfiltered state dict of the reference networks also holds the frozen DINOv3 backbone
 # (twice in DeltaWorld); here the backbone is a feature space, so those entries are dropped.
 BACKBONE_PREFIXES = ("backbone.", "tokenizer.backbone.")
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _LISTED = 5
 
 
@@ -49,12 +48,6 @@ def sha256_file(path: str | Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _offline() -> bool:
-    # huggingface_hub reads HF_HUB_OFFLINE once at import; honour a later setting too.
-    flag = os.environ.get("HF_HUB_OFFLINE", "").strip().upper()
-    return hub_constants.HF_HUB_OFFLINE or flag in {"1", "ON", "YES", "TRUE"}
 
 
 def resolve_checkpoint(
@@ -87,17 +80,16 @@ def resolve_checkpoint(
         raise DfbenchError(
             f"checkpoint '{text}' does not exist; pass an existing file, a folder or a hub id like owner/name."
         )
-    local_only = _offline() if offline is None else offline
+    local_only = hub_offline() if offline is None else offline
     try:
         return Path(hf_hub_download(text, filename, cache_dir=cache_dir, local_files_only=local_only))
     except Exception as error:  # noqa: BLE001 - every hub failure means the same to the user
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        where = f"{type(error).__name__}: {reason[:160]}"
         if local_only:
-            where = "it is not in the local Hugging Face cache (offline)"
+            raise offline_error(text, filename) from error
+        reason = " ".join(str(error).split()) or type(error).__name__
         raise DfbenchError(
-            f"cannot get '{filename}' of hub model '{text}': {where}; download it on a machine with internet "
-            f"with `huggingface-cli download {text} {filename}` and copy the cache here, or pass a local path."
+            f"cannot get '{filename}' of hub model '{text}' ({type(error).__name__}: {reason}); download it on a "
+            f"machine with internet with `{download_hint(text, filename)}` and copy the cache here, or pass a local path."
         ) from error
 
 
@@ -120,7 +112,7 @@ def _read_file(path: Path) -> Any:
             "because unpickling could run code: save its state dict alone (torch.save(ckpt['state_dict'], path)) "
             "or convert it to safetensors."
         ) from error
-    except (RuntimeError, OSError, EOFError, ValueError) as error:
+    except Exception as error:  # noqa: BLE001 - a text or truncated file fails in many ways inside the unpickler
         raise DfbenchError(
             f"'{path}' is not a torch checkpoint ({type(error).__name__}); pass a .safetensors or .bin file."
         ) from error
@@ -193,6 +185,17 @@ def load_state_dict(
     """
     path = resolve_checkpoint(source, filename, cache_dir, offline)
     return as_state_dict(_read_file(path), origin=f"'{path}'")
+
+
+def describe_keys(path: str | Path) -> str:
+    """What a checkpoint without dfbench metadata holds, briefly: its kind if known and its first keys."""
+    try:
+        state = as_state_dict(_read_file(Path(path)), origin=f"'{path}'")
+    except DfbenchError as error:
+        return str(error)
+    guess = looks_like(state)
+    kind = f"it looks like {guess[0]}; " if guess else ""
+    return f"{kind}keys {_listing(sorted(state))}"
 
 
 def _listing(keys: list[str]) -> str:
@@ -361,6 +364,9 @@ def save_safetensors(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, path, metadata=text)
+    from dfbench.files import file_mode
+
+    path.chmod(file_mode())  # safetensors writes 0600: use the user's umask like every other file
     return path
 
 

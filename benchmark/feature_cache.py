@@ -1,7 +1,8 @@
 """Backbone features computed once per clip and shared by every model evaluated on it.
 
-The key is (data set, feature space, protocol version, frame size, precision, sample
-id), so a change of any of them never reuses stale features. In memory for one
+The key is (data set, data set version, feature space, sha256 of the feature space's
+weights, protocol version, frame size, precision, sample id), so a change of any of
+them, another ``--feature-space-path`` included, never reuses stale features. In memory for one
 process (``dfbench demo``); on disk (``--feature-cache DIR``, one safetensors file per
 clip) across runs and models.
 """
@@ -15,6 +16,8 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
+
+from dfbench.files import file_mode
 
 
 class FeatureCache:
@@ -46,4 +49,5 @@ class FeatureCache:
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
         os.close(fd)
         save_file({"features": features.detach().cpu().contiguous()}, tmp, metadata={"key": "\0".join(key)})
+        os.chmod(tmp, file_mode())  # mkstemp and safetensors write 0600; a shared cache follows the umask
         os.replace(tmp, path)

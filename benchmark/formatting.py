@@ -8,11 +8,8 @@ heavy: the CLI's ``--help`` stays fast.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from decimal import ROUND_HALF_UP, Decimal, localcontext
-from pathlib import Path
 
 # Enough digits that quantize never overflows for any GFLOPs count or metric.
 _PRECISION = 60
@@ -96,19 +93,3 @@ def booktabs(
         lines += [r"\midrule", *block]
     lines += [r"\bottomrule", *footer, r"\end{tabular}"]
     return "\n".join(lines) + "\n"
-
-
-def write_atomic(path: str | Path, text: str) -> None:
-    """Writes ``text`` to ``path`` through a temporary file and a rename.
-
-    A reader (or a paper's build) never sees half a table, even if the run is killed.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -1,24 +1,22 @@
-"""Results files: the typed summary JSON, its per-clip records, atomic writes.
+"""Per-clip statistics and their aggregation into metric entries.
 
-``<output-dir>/<dataset>/<model>.json`` holds the headline metrics and provenance;
-``<model>.records.jsonl`` beside it holds one line of sufficient statistics per clip,
-from which every number can be recomputed. While a run is in progress the records
-grow in ``<model>.records.jsonl.partial``, which is also what a resumed run reads.
+The files themselves are typed in ``schema.py``, laid out by ``result_store.py`` and
+written by ``record_log.py`` / ``files.py``; the names below are kept for importers.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 from dfbench.errors import DfbenchError
+from dfbench.files import check_writable, write_json_atomic
+from dfbench.record_log import RecordLog, read_records
+from dfbench.schema import SCHEMA_VERSION
 from dfbench.tasks import Task, get_task
 
-SCHEMA_VERSION = 1
+__all__ = ["SCHEMA_VERSION", "RecordLog", "aggregate", "check_writable", "headline", "read_records",
+           "write_json_atomic"]
 
 
 def stat_key(task: str, horizon: str, step: int, stat: str) -> str:
@@ -65,96 +63,3 @@ def headline(entries: list[dict[str, Any]], horizons: dict[str, int]) -> list[di
         for e in entries
         if e["horizon"] in horizons and e["step"] == horizons[e["horizon"]] - 1
     ]
-
-
-def check_writable(directory: Path) -> None:
-    """Fails early, before any compute, if results cannot be written there."""
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=directory, prefix=".write-test-"):
-            pass
-    except OSError as err:
-        raise DfbenchError(
-            f"cannot write results to {directory} ({err.strerror}); pass a writable --output-dir."
-        ) from err
-
-
-def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
-    """Writes to a temporary file in the same folder, then renames it into place."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(payload, handle, indent=2, allow_nan=True)
-            handle.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-class RecordLog:
-    """The append-only per-clip records of one run, resumable after an interruption.
-
-    The first line is a header describing the run; a resumed run whose header differs
-    (another seed, model, checkpoint, protocol...) starts afresh.
-    """
-
-    def __init__(self, final_path: Path, header: dict[str, Any]) -> None:
-        self.final_path = final_path
-        self.partial_path = final_path.with_name(final_path.name + ".partial")
-        self.header = header
-        self.records: dict[str, dict[str, Any]] = {}
-        self._load_existing()
-
-    def _load_existing(self) -> None:
-        for source in (self.partial_path, self.final_path):
-            if not source.is_file():
-                continue
-            lines = source.read_text().splitlines()
-            if not lines or json.loads(lines[0]).get("header") != self.header:
-                continue
-            for line in lines[1:]:
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    break  # a line cut short by the interruption: recompute that clip
-                self.records[record["sample_id"]] = record
-            break
-        self._rewrite_partial()
-
-    def _rewrite_partial(self) -> None:
-        tmp = self.partial_path.with_name(self.partial_path.name + ".tmp")
-        with open(tmp, "w") as handle:
-            handle.write(json.dumps({"header": self.header}) + "\n")
-            for record in self.records.values():
-                handle.write(json.dumps(record) + "\n")
-        os.replace(tmp, self.partial_path)
-
-    def done(self, sample_id: str) -> bool:
-        return sample_id in self.records
-
-    def append(self, records: list[dict[str, Any]]) -> None:
-        with open(self.partial_path, "a") as handle:
-            for record in records:
-                handle.write(json.dumps(record) + "\n")
-                self.records[record["sample_id"]] = record
-            handle.flush()
-            os.fsync(handle.fileno())
-
-    def finalize(self, order: list[str]) -> list[dict[str, Any]]:
-        """Rewrites the records in data-set order and moves them to the final name."""
-        ordered = [self.records[sid] for sid in order]
-        tmp = self.partial_path.with_name(self.partial_path.name + ".tmp")
-        with open(tmp, "w") as handle:
-            handle.write(json.dumps({"header": self.header}) + "\n")
-            for record in ordered:
-                handle.write(json.dumps(record) + "\n")
-        os.replace(tmp, self.final_path)
-        self.partial_path.unlink(missing_ok=True)
-        return ordered
-
-
-def read_records(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Header and records of a ``.records.jsonl`` file."""
-    lines = Path(path).read_text().splitlines()
-    return json.loads(lines[0])["header"], [json.loads(line) for line in lines[1:]]

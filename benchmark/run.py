@@ -1,30 +1,33 @@
-"""`dfbench run`: one model on one data set, resumable, written atomically."""
+"""`dfbench run`: one model on one data set, resumable, one writer, written atomically.
+
+Three steps: :func:`prepare` checks every input (cheap checks first, then weights) and
+works out the run identity; :func:`evaluate` computes the clips the records of that
+identity lack; :func:`write` aggregates them into the result file. :func:`execute` ties
+them together under the result's lock.
+"""
 
 from __future__ import annotations
 
-import platform
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-import dfbench
-from dfbench.config import load_protocol
 from dfbench.errors import DfbenchError
 from dfbench.evaluate import Evaluator, run_evaluation
 from dfbench.feature_cache import FeatureCache
-from dfbench.features import load_feature_space
-from dfbench.heads.catalog import head_source, load_heads
-from dfbench.registry import get_dataset_class, get_model_class
-from dfbench.results import SCHEMA_VERSION, RecordLog, aggregate, check_writable, headline, write_json_atomic
-
-# The feature space a data set is evaluated in unless --feature-space says otherwise.
-DEFAULT_FEATURE_SPACE = {"synthetic": "tiny"}
-PAPER_FEATURE_SPACE = "dinov3-vitb16"
+from dfbench.files import CreatedFolders, check_writable, write_json_atomic
+from dfbench.hub import check_hub_cached
+from dfbench.record_log import RecordLog
+from dfbench.registry import get_dataset_spec
+from dfbench.result_store import read_result, result_folder, update_latest
+from dfbench.results import aggregate, headline
+from dfbench.run_checks import check_counts, check_local_file, parse_device
+from dfbench.run_lock import RunLock
+from dfbench.run_prepare import Prepared, prepare, provenance
+from dfbench.schema import MetricEntry, RunResult
 
 
 @dataclass
@@ -47,179 +50,154 @@ class RunOptions:
     heads: dict[str, str] = field(default_factory=dict)
     protocol: str = "dinoworld"
     dataset_options: dict[str, Any] = field(default_factory=dict)
+    model_options: dict[str, Any] = field(default_factory=dict)
     precision: str = "auto"
     feature_cache_dir: str | None = None
     num_workers: int | None = None  # decoding processes; None: 0 for synthetic, 2 for files
     progress: bool = True
 
-
-def quiet_weight_loading() -> None:
-    """transformers' per-load progress bars would break the one-line error contract on stderr."""
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-
-
-def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
-    """bf16 autocast on GPUs (the reference evaluates with Lightning's "bf16-mixed"), fp32 elsewhere."""
-    if precision not in ("auto", "fp32", "bf16"):
-        raise DfbenchError(f"unknown precision '{precision}'; choose auto, fp32 or bf16.")
-    if precision == "bf16" and device.type != "cuda":
-        raise DfbenchError("bf16 needs a CUDA device; pass --precision fp32 (or auto) on the CPU.")
-    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
-        return torch.bfloat16
-    return None
+    def check(self) -> None:
+        """The checks that need nothing loaded: counts, device, output dir, files named here."""
+        check_counts(self.num_samples, self.batch_size, self.limit, self.num_workers)
+        parse_device(self.device)
+        check_writable(Path(self.output_dir))
+        check_local_file(self.checkpoint, "--checkpoint")
+        check_hub_cached(self.checkpoint)
+        for task, source in self.heads.items():
+            check_local_file(source, f"--head {task}")
+            check_hub_cached(source)
+        if self.feature_space_path is not None and not Path(self.feature_space_path).is_dir():
+            raise DfbenchError(f"--feature-space-path '{self.feature_space_path}' is not a folder; "
+                               "pass a model folder with config.json and model.safetensors.")
+        if self.feature_cache_dir is not None:
+            check_writable(Path(self.feature_cache_dir), "--feature-cache")
 
 
-def resolve_device(name: str) -> torch.device:
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise DfbenchError(f"device '{name}' requested but CUDA is not available; pass --device cpu.")
-    return torch.device(name)
+@dataclass
+class RunOutcome:
+    """What a `dfbench run` produced, for the summary it prints.
+
+    Attributes:
+        reused: the result of this identity already existed and was reported, not recomputed.
+        resumed: clips taken from earlier invocations' records.
+        latest: whether ``latest.json`` now names this result (a partial one never
+            displaces a complete one).
+        notes: damaged records that were recovered from.
+    """
+
+    path: Path
+    result: RunResult
+    reused: bool = False
+    resumed: int = 0
+    latest: bool = True
+    notes: list[str] = field(default_factory=list)
 
 
-def git_commit() -> str | None:
-    """The commit of the dfbench checkout, if it is one (provenance only)."""
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(dfbench.__file__).parent, capture_output=True, text=True, timeout=5
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() or None
-
-
-def sha256_of(source: str) -> str:
-    """sha256 of a head's weight file: a local path, or ``repo::filename`` resolved in the hub cache."""
-    from dfbench.checkpoints import resolve_checkpoint, sha256_file
-
-    repo, _, filename = source.partition("::")
-    return sha256_file(resolve_checkpoint(repo, filename or "pytorch_model.bin"))
-
-
-def build_dataset(name: str, root: str | None, frame_size: int, options: dict[str, Any]):
-    cls = get_dataset_class(name)
-    dataset = cls(root=root, frame_size=frame_size, **options)
-    problems = dataset.check()  # before any model runs: a broken tree fails now, not at clip 300
-    if problems:
-        from dfbench.data.checks import error_message
-
-        raise DfbenchError(error_message(name, getattr(dataset, "root", root), problems))
-    return dataset
-
-
-def run(options: RunOptions, feature_cache: FeatureCache | None = None, console=None) -> Path:
-    """Runs the evaluation and writes ``<output_dir>/<dataset>/<model>.json``."""
-    started = time.perf_counter()
-    if feature_cache is None and options.feature_cache_dir:
-        feature_cache = FeatureCache(options.feature_cache_dir)
-    protocol = load_protocol(options.protocol)
-    num_samples = options.num_samples or protocol.default_num_samples
-    if num_samples < 1:
-        raise DfbenchError(f"--num-samples must be at least 1, got {num_samples}.")
-    unknown = [h for h in options.horizons if h not in protocol.horizons]
-    if unknown:
-        raise DfbenchError(f"unknown horizon(s) {unknown}; choose from {sorted(protocol.horizons)}.")
-    model_cls = get_model_class(options.model)
-    dataset_cls = get_dataset_class(options.dataset)
-    out_dir = Path(options.output_dir) / options.dataset
-    check_writable(out_dir)
-    device = resolve_device(options.device)
-    dtype = resolve_precision(options.precision, device)
-
-    fs_name = options.feature_space or DEFAULT_FEATURE_SPACE.get(options.dataset, PAPER_FEATURE_SPACE)
-    quiet_weight_loading()
-    feature_space = load_feature_space(fs_name, options.feature_space_path, device=str(device), dtype=dtype)
-    dataset = build_dataset(options.dataset, options.data_root, feature_space.frame_size, options.dataset_options)
-    model = model_cls(feature_space, checkpoint=options.checkpoint).to(device)
-    heads = load_heads(fs_name, feature_space.dim, dataset_cls.name, dataset_cls.tasks, options.heads)
-    heads = {task: head.to(device) for task, head in heads.items()}
-    head_sources = {t: options.heads.get(t) or head_source(fs_name, dataset_cls.name, t) for t in heads}
-
-    # A generator's version (synthetic) keys caches and resumes: new clips, new features.
-    data_version = str(getattr(getattr(dataset, "config", None), "version", ""))
-    sample_ids = dataset.sample_ids()
-    if options.limit is not None:
-        sample_ids = sample_ids[: options.limit]
-    stochastic = bool(model_cls.stochastic)
-    header = {
-        "model": options.model,
-        "dataset": options.dataset,
-        "dataset_version": data_version,
-        "feature_space": fs_name,
-        "protocol": protocol.as_dict(),
-        "seed": options.seed,
-        "num_samples": num_samples if stochastic else 1,
-        "horizons": list(options.horizons),
-        "checkpoint": options.checkpoint,
-        "heads": head_sources,
-        "precision": "bf16" if dtype is not None else "fp32",
-    }
-    log = RecordLog(out_dir / f"{options.model}.records.jsonl", header)
-    todo = [sid for sid in sample_ids if not log.done(sid)]
-
+def evaluate(prep: Prepared, log: RecordLog, started: float, feature_cache: FeatureCache | None, console=None) -> int:
+    """Computes the clips the records lack; returns how many were resumed from earlier records."""
+    options = prep.options
+    todo = [sid for sid in prep.sample_ids if not log.done(sid)]
     evaluator = Evaluator(
-        model=model,
-        feature_space=feature_space,
-        heads=heads,
-        protocol=protocol,
-        num_samples=num_samples if stochastic else 1,
+        model=prep.model,
+        feature_space=prep.feature_space,
+        heads=prep.heads,
+        protocol=prep.protocol,
+        num_samples=prep.identity.num_samples,
         horizons=list(options.horizons),
         seed=options.seed,
-        device=device,
+        device=prep.device,
         feature_cache=feature_cache,
-        cache_key=(options.dataset, data_version, fs_name, protocol.version, str(feature_space.frame_size), str(dtype)),
-        autocast_dtype=dtype,
+        cache_key=prep.cache_key,
+        autocast_dtype=prep.dtype,
     )
     columns = [TextColumn(f"{options.model} on {options.dataset}"), BarColumn(), MofNCompleteColumn()]
     with Progress(*columns, TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=not options.progress) as bar:
-        task = bar.add_task("clips", total=len(sample_ids), completed=len(sample_ids) - len(todo))
+        task = bar.add_task("clips", total=len(prep.sample_ids), completed=len(prep.sample_ids) - len(todo))
 
         def on_batch(records):
-            log.append(records)
+            log.append(records, time.perf_counter() - started)
             bar.advance(task, len(records))
 
         from dfbench.data.loader import clip_loader
 
-        workers = options.num_workers if options.num_workers is not None else (0 if options.dataset == "synthetic" else 2)
+        default_workers = get_dataset_spec(options.dataset).decode_workers
+        workers = options.num_workers if options.num_workers is not None else default_workers
         batches = clip_loader(
-            dataset, batch_size=max(1, options.batch_size), num_workers=workers, sample_ids=todo,
-            pin_memory=device.type == "cuda",
+            prep.dataset, batch_size=options.batch_size, num_workers=workers, sample_ids=todo,
+            pin_memory=prep.device.type == "cuda",
         )
-        run_evaluation(evaluator, batches, on_batch)
+        if todo:
+            run_evaluation(evaluator, batches, on_batch)
+    return len(prep.sample_ids) - len(todo)
 
-    records = log.finalize(sample_ids)
-    entries = aggregate(records, dataset_cls.tasks)
-    chosen = {h: protocol.horizons[h] for h in options.horizons}
-    payload = {
-        "schema_version": SCHEMA_VERSION,
-        "model": options.model,
-        "dataset": options.dataset,
-        "stochastic": stochastic,
-        "num_samples": num_samples if stochastic else 1,
-        "num_clips": len(sample_ids),
-        "complete": len(sample_ids) == len(dataset.sample_ids()),
-        "metrics": headline(entries, chosen),
-        "metrics_all_steps": entries,
-        "records": log.final_path.name,
-        "provenance": {
-            "feature_space": fs_name,
-            "feature_space_path": options.feature_space_path,
-            "protocol": {**protocol.as_dict(), "context_length": protocol.context_length, "horizons": chosen},
-            "seed": options.seed,
-            "checkpoints": {
-                "model": model.checkpoint_files(),
-                "heads": {t: {"source": s, "sha256": sha256_of(s)} for t, s in head_sources.items()},
-            },
-            "dfbench_version": dfbench.__version__,
-            "git_commit": git_commit(),
-            "torch_version": torch.__version__,
-            "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
-            "host": platform.node(),
-            "batch_size": options.batch_size,
-            "precision": "bf16" if dtype is not None else "fp32",
-            "wall_time_s": round(time.perf_counter() - started, 3),
-        },
-    }
-    path = out_dir / f"{options.model}.json"
-    write_json_atomic(path, payload)
-    return path
+
+def write(prep: Prepared, log: RecordLog, path: Path, started: float, resumed: int) -> RunResult:
+    """Aggregates the records and writes the result file atomically."""
+    records, wall_time = log.finalize(prep.sample_ids, time.perf_counter() - started)
+    try:
+        entries = aggregate([r.to_json() for r in records], prep.dataset_cls.tasks)
+    except (KeyError, TypeError, ValueError, IndexError) as err:
+        raise DfbenchError(f"the records in {log.final_path} cannot be aggregated ({type(err).__name__}: {err}); "
+                           "delete that file to compute this result afresh.") from err
+    chosen = {h: prep.protocol.horizons[h] for h in prep.options.horizons}
+    result = RunResult(
+        identity=prep.identity,
+        stochastic=bool(prep.model_cls.stochastic),
+        num_clips=len(prep.sample_ids),
+        complete=len(prep.sample_ids) == prep.num_all_clips,
+        metrics=[MetricEntry.load(e, "headline") for e in headline(entries, chosen)],
+        metrics_all_steps=[MetricEntry.load(e, "aggregate") for e in entries],
+        records=log.final_path.name,
+        resumed_clips=resumed,
+        provenance=provenance(prep, chosen, wall_time, log.prior_invocations + 1),
+    )
+    write_json_atomic(path, result.to_json())
+    return result
+
+
+def _finished(path: Path, prep: Prepared) -> RunResult | None:
+    """The finished result of this identity, if one was written before."""
+    if not path.is_file():
+        return None
+    try:
+        result = read_result(path)
+    except DfbenchError:
+        return None  # damaged: computed again from its records
+    return result if result.identity == prep.identity else None
+
+
+def execute(options: RunOptions, feature_cache: FeatureCache | None = None, console=None) -> RunOutcome:
+    """Runs (or resumes, or reports) the result of ``options``' identity."""
+    started = time.perf_counter()
+    options.check()
+    if feature_cache is None and options.feature_cache_dir:
+        feature_cache = FeatureCache(options.feature_cache_dir)
+    prep = prepare(options)
+    folder = result_folder(options.output_dir, options.dataset, options.model)
+    slug = prep.identity.slug()
+    path = folder / f"{slug}.json"
+    done = _finished(path, prep)
+    if done is not None:
+        return RunOutcome(path, done, reused=True, resumed=done.num_clips, latest=update_latest(path, done))
+    folders = CreatedFolders()
+    try:
+        folders.make(folder)
+        with RunLock(folder / f"{slug}.lock", f"the result {path}"):
+            done = _finished(path, prep)  # finished by another process while this one loaded
+            if done is not None:
+                return RunOutcome(path, done, reused=True, resumed=done.num_clips, latest=update_latest(path, done))
+            log = RecordLog(folder / f"{slug}.records.jsonl", prep.identity)
+            resumed = evaluate(prep, log, started, feature_cache, console)
+            result = write(prep, log, path, started, resumed)
+            return RunOutcome(path, result, resumed=resumed, latest=update_latest(path, result), notes=log.notes)
+    except BaseException:
+        folders.remove_empty()
+        raise
+
+
+def run(options: RunOptions, feature_cache: FeatureCache | None = None, console=None) -> Path:
+    """Runs the evaluation; returns the path of ``<output_dir>/<dataset>/<model>/<slug>.json``."""
+    return execute(options, feature_cache, console).path
+
+
+__all__ = ["RunOptions", "RunOutcome", "evaluate", "execute", "prepare", "run", "write"]

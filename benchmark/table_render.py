@@ -20,6 +20,7 @@ from dfbench.tables import STATS, Layout, MainTable, load_layout
 
 MISSING_TEX = "–"
 DAGGER_NOTE = "partial run: not all clips evaluated."
+MIXED_NOTE = "settings differ from the other rows"
 
 
 def column_groups(frame: pd.DataFrame) -> list[tuple[str, str, str]]:
@@ -65,6 +66,10 @@ def _partial(row: pd.Series, dataset: str) -> bool:
     return complete is not pd.NA and complete is not None and not bool(complete)
 
 
+def _mixed(row: pd.Series, dataset: str) -> bool:
+    return isinstance(row.get(f"{dataset}/deviation"), str)
+
+
 def _gflops(value: float) -> str | None:
     if pd.isna(value):
         return None
@@ -78,17 +83,27 @@ class _Cells:
     text: list[list[str | None]]
     bold: list[list[bool]]
     partial: list[list[bool]]
+    mixed: list[list[bool]]
+
+    def notes(self, frame: pd.DataFrame) -> list[str]:
+        """One line per row whose settings differ, for the table's footnote."""
+        out = []
+        for i, flags in enumerate(self.mixed):
+            for dataset in dict.fromkeys(g[0] for g, flag in zip(column_groups(frame), flags) if flag):
+                out.append(f"{frame['name'].iloc[i]} on {dataset}: {frame[f'{dataset}/deviation'].iloc[i]}")
+        return out
 
 
 def _cells(frame: pd.DataFrame, layout: Layout) -> _Cells:
     groups = column_groups(frame)
     bold_by_col = [_bold_rows(frame, "/".join(g), layout.metric(g[1])) for g in groups]
-    text, bold, partial = [], [], []
+    text, bold, partial, mixed = [], [], [], []
     for i, (_, row) in enumerate(frame.iterrows()):
         text.append([_cell(row, "/".join(g), layout.metric(g[1])["decimals"]) for g in groups])
         bold.append([i in rows for rows in bold_by_col])
         partial.append([_partial(row, g[0]) for g in groups])
-    return _Cells(text, bold, partial)
+        mixed.append([_mixed(row, g[0]) and text[-1][j] is not None for j, g in enumerate(groups)])
+    return _Cells(text, bold, partial, mixed)
 
 
 def _blocks(frame: pd.DataFrame) -> list[list[int]]:
@@ -142,11 +157,12 @@ def format_latex(table: MainTable) -> str:
         rows = []
         for i in block:
             row = [tex_escape(frame["name"].iloc[i])]
-            for text, bold, partial in zip(cells.text[i], cells.bold[i], cells.partial[i]):
+            for text, bold, partial, mixed in zip(cells.text[i], cells.bold[i], cells.partial[i], cells.mixed[i]):
                 if text is None:
                     row.append(MISSING_TEX)
                     continue
-                row.append((bold_tex(text) if bold else text) + (r"$^\dagger$" if partial else ""))
+                marks = (r"$^\dagger$" if partial else "") + (r"$^\ddagger$" if mixed else "")
+                row.append((bold_tex(text) if bold else text) + marks)
             if has_flops:
                 row.append(_gflops(frame["gflops"].iloc[i]) or MISSING_TEX)
             rows.append(tex_row(row))
@@ -154,6 +170,8 @@ def format_latex(table: MainTable) -> str:
     footer = []
     if any(any(p) for p in cells.partial):
         footer.append(tex_row([rf"\multicolumn{{{ncols}}}{{l}}{{\footnotesize $^\dagger${DAGGER_NOTE}}}"]))
+    for note in cells.notes(frame):
+        footer.append(tex_row([rf"\multicolumn{{{ncols}}}{{l}}{{\footnotesize $^\ddagger${MIXED_NOTE}: {tex_escape(note)}}}"]))
     columns = f"l{'c' * len(column_groups(frame))}{'r' if has_flops else ''}"
     comments = [f"dfbench table main: {table.source}", r"needs \usepackage{booktabs}"]
     return booktabs(columns, header, blocks, comments=comments, footer=footer)
@@ -164,7 +182,8 @@ def render_main_table(table: MainTable) -> Table:
     frame, layout = table.frame, load_layout()
     cells = _cells(frame, layout)
     partial = any(any(p) for p in cells.partial)
-    out = Table(title="Dense forecasting (Table 3 layout)", caption=f"† {DAGGER_NOTE}" if partial else None)
+    caption = [f"† {DAGGER_NOTE}"] * partial + [f"‡ {MIXED_NOTE}: {n}" for n in cells.notes(frame)]
+    out = Table(title="Dense forecasting (Table 3 layout)", caption="\n".join(caption) or None)
     out.add_column("Model", no_wrap=True)
     for dataset, metric, horizon in column_groups(frame):
         spec = layout.metric(metric)
@@ -176,8 +195,8 @@ def render_main_table(table: MainTable) -> Table:
     for block in _blocks(frame):
         for i in block:
             row = [escape(frame["name"].iloc[i])]
-            for text, bold, part in zip(cells.text[i], cells.bold[i], cells.partial[i]):
-                text = "–" if text is None else text + ("†" if part else "")
+            for text, bold, part, mixed in zip(cells.text[i], cells.bold[i], cells.partial[i], cells.mixed[i]):
+                text = "–" if text is None else text + ("†" if part else "") + ("‡" if mixed else "")
                 row.append(f"[bold]{text}[/bold]" if bold else text)
             if "gflops" in frame.columns:
                 row.append(_gflops(frame["gflops"].iloc[i]) or "–")

@@ -1,6 +1,6 @@
 """The main results table (the paper's Table 3) as a pure function of results files.
 
-``load_results`` reads ``<results-dir>/<dataset>/<model>.json``; ``main_table`` turns
+``load_results`` reads the latest result of each model and data set (``result_store``); ``main_table`` turns
 them into one DataFrame (one row per table row, one numeric column per data set,
 metric, horizon and statistic); ``dfbench.table_render`` only formats that frame, so
 the csv, the LaTeX and the terminal always show the same numbers.
@@ -15,12 +15,13 @@ CSV schema (``main.csv``), one row per table row, in table order:
 - ``<dataset>/<metric>/<horizon>/<stat>`` for stat in best, mean, single: every
   statistic gets a column, empty where it does not apply, so the schema does not
   depend on which models ran;
-- ``<dataset>/num_clips`` and ``<dataset>/complete``: ``False`` marks a partial run.
+- ``<dataset>/num_clips`` and ``<dataset>/complete``: ``False`` marks a partial run;
+- ``<dataset>/deviation``: only in a table built with ``--allow-mixed`` whose results
+  differ in settings; names how that row's result differs (e.g. ``samples 2 (others 20)``).
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass
 from functools import cache
@@ -32,13 +33,10 @@ import pandas as pd
 
 from dfbench.config import load_yaml
 from dfbench.errors import DfbenchError
-from dfbench.formatting import write_atomic
+from dfbench.files import write_text_atomic
 from dfbench.tasks import metric_defs
 
-SCHEMA_VERSION = 1
 STATS = ("best", "mean", "single")
-# Folders under the results dir that hold outputs, not results files.
-NOT_RESULTS = ("tables", "reference")
 
 
 @dataclass(frozen=True)
@@ -113,71 +111,38 @@ def _malformed(path: Path, reason: str) -> DfbenchError:
     return DfbenchError(f"malformed results file {path}: {reason}")
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def _check_result(data: Any, path: Path, horizons: dict[str, str]) -> dict:
-    if not isinstance(data, dict):
-        raise _malformed(path, "expected a JSON object")
-    if data.get("schema_version") != SCHEMA_VERSION:
-        found = data.get("schema_version")
-        raise _malformed(path, f"schema_version is {found!r}, this dfbench reads {SCHEMA_VERSION}")
-    for key in ("model", "dataset"):
-        if not isinstance(data.get(key), str) or not data[key]:
-            raise _malformed(path, f"'{key}' must be a non-empty string")
-    if not isinstance(data.get("complete"), bool):
-        raise _malformed(path, "'complete' must be true or false")
-    if not isinstance(data.get("metrics"), list):
-        raise _malformed(path, "'metrics' must be a list")
-    seen = set()
-    for entry in data["metrics"]:
-        if not isinstance(entry, dict) or not isinstance(entry.get("metric"), str):
-            raise _malformed(path, f"metric entry {entry!r} has no 'metric' name")
-        if entry.get("horizon") not in horizons:
-            raise _malformed(path, f"horizon {entry.get('horizon')!r} is not one of {', '.join(horizons)}")
-        if entry.get("stat") not in STATS:
-            raise _malformed(path, f"stat {entry.get('stat')!r} is not one of {', '.join(STATS)}")
-        if not _is_number(entry.get("value")):
-            raise _malformed(path, f"value {entry.get('value')!r} is not a number")
-        key = (entry["metric"], entry["horizon"], entry["stat"])
-        if key in seen:
-            raise _malformed(path, f"{'/'.join(key)} appears twice")
-        seen.add(key)
-    return data
+    from dfbench.schema import RunResult
+
+    result = RunResult.load(data, str(path))
+    for entry in result.metrics:
+        if entry.horizon not in horizons:
+            raise _malformed(path, f"horizon {entry.horizon!r} is not one of {', '.join(horizons)}")
+    return result.to_json()
 
 
-def load_results(results_dir: str | Path) -> list[dict]:
-    """Reads every results file under ``results_dir``, checked against schema version 1.
+def load_results(results_dir: str | Path, allow_mixed: bool = False) -> list[dict]:
+    """Reads the latest result of every model and data set under ``results_dir``.
 
     Args:
         results_dir: the folder ``dfbench run`` writes to.
+        allow_mixed: accept results whose settings differ; each gets a ``deviation`` text.
 
     Returns:
-        The parsed results, sorted by path so tables do not depend on file-system order.
+        The results as JSON dicts, sorted by path so tables do not depend on file-system order.
 
     Raises:
-        DfbenchError: no results files, a malformed file (named), or two files for the
-            same model and data set.
+        DfbenchError: no results, a malformed file (named), or settings that differ
+            between the results of one data set (unless ``allow_mixed``).
     """
-    root = Path(results_dir)
+    from dfbench.result_store import check_mixing, load_latest
+
     horizons = load_layout().horizons
-    paths = sorted(p for p in root.glob("*/*.json") if p.parent.name not in NOT_RESULTS) if root.is_dir() else []
-    if not paths:
-        raise DfbenchError(f"no results under {root}; run 'dfbench run --model M --dataset D' first")
-    results, origin = [], {}
-    for path in paths:
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise _malformed(path, str(err)) from None
-        data = _check_result(data, path, horizons)
-        key = (data["model"], data["dataset"])
-        if key in origin:
-            raise DfbenchError(f"two results files for model {key[0]} on {key[1]}: {origin[key]} and {path}")
-        origin[key] = path
-        results.append(data)
-    return results
+    found = load_latest(results_dir)
+    for path, result in found:
+        _check_result(result.to_json(), path, horizons)
+    mixed = check_mixing([r for _, r in found], allow_mixed)
+    return [{**r.to_json(), "deviation": mixed.get((r.model, r.dataset))} for _, r in found]
 
 
 def load_flops(path: str | Path) -> dict[str, float]:
@@ -278,6 +243,8 @@ def main_table(results: list[dict], reference: bool = False, flops: dict[str, fl
             row[f"{result['dataset']}/{e['metric']}/{e['horizon']}/{e['stat']}"] = float(e["value"])
         row[f"{result['dataset']}/num_clips"] = result.get("num_clips")
         row[f"{result['dataset']}/complete"] = result["complete"]
+        if result.get("deviation"):
+            row[f"{result['dataset']}/deviation"] = result["deviation"]
 
     bounds = (layout.lower_bound, layout.upper_bound)
     middle = _ordered(set(by_model) - set(bounds), [m for m in layout.models if m not in bounds])
@@ -299,6 +266,7 @@ def main_table(results: list[dict], reference: bool = False, flops: dict[str, fl
 
     columns = ["model", "name", "role", *(["gflops"] if flops is not None else []), *value_columns]
     columns += [f"{d}/{k}" for d in datasets for k in ("num_clips", "complete")]
+    columns += [f"{d}/deviation" for d in datasets if any(r["dataset"] == d and r.get("deviation") for r in results)]
     frame = pd.DataFrame.from_records(records).reindex(columns=columns)
     frame[value_columns] = frame[value_columns].astype("float64")
     for d in datasets:
@@ -310,11 +278,11 @@ def main_table(results: list[dict], reference: bool = False, flops: dict[str, fl
 # ---------------------------------------------------------------- writing
 
 
-def build_main_table(results_dir: str | Path, reference: bool = False) -> MainTable:
+def build_main_table(results_dir: str | Path, reference: bool = False, allow_mixed: bool = False) -> MainTable:
     """``main_table`` of the results under ``results_dir``, with its ``flops.csv`` if any."""
     flops_path = Path(results_dir) / "flops.csv"
     flops = load_flops(flops_path) if flops_path.is_file() else None
-    return main_table(load_results(results_dir), reference=reference, flops=flops)
+    return main_table(load_results(results_dir, allow_mixed), reference=reference, flops=flops)
 
 
 def save_main_table(table: MainTable, out_dir: str | Path) -> tuple[Path, Path]:
@@ -325,22 +293,23 @@ def save_main_table(table: MainTable, out_dir: str | Path) -> tuple[Path, Path]:
     # Imported here: table_render reads this module's layout and frame types.
     from dfbench.table_render import format_latex
 
-    write_atomic(csv_path, table.frame.to_csv(index=False, lineterminator="\n"))
-    write_atomic(tex_path, format_latex(table))
+    write_text_atomic(csv_path, table.frame.to_csv(index=False, lineterminator="\n"))
+    write_text_atomic(tex_path, format_latex(table))
     return csv_path, tex_path
 
 
 def write_main_table(results_dir: str | Path, out_dir: str | Path | None = None,
-                     reference: bool = False) -> tuple[Path, Path]:
+                     reference: bool = False, allow_mixed: bool = False) -> tuple[Path, Path]:
     """Builds the main table from ``results_dir`` and writes it.
 
     Args:
         results_dir: the folder ``dfbench run`` writes to.
         out_dir: where ``main.csv`` and ``main.tex`` go; ``<results_dir>/tables`` by default.
         reference: add the reported rows beside ours.
+        allow_mixed: tabulate results whose settings differ, marking their cells.
 
     Returns:
         The paths of the csv and the tex file.
     """
-    table = build_main_table(results_dir, reference=reference)
+    table = build_main_table(results_dir, reference=reference, allow_mixed=allow_mixed)
     return save_main_table(table, Path(results_dir) / "tables" if out_dir is None else out_dir)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib.resources import files
 from pathlib import Path
 
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from dfbench.config import load_yaml
@@ -34,15 +34,12 @@ def head_source(feature_space: str, dataset: str, task: str) -> str:
 
 def load_head(source: str, task: str, dim: int, num_classes: int) -> nn.Module:
     """Builds the head and loads its weights from a safetensors/bin file or a hub id."""
-    head = build_head(task, dim, num_classes)
-    if source.endswith(".safetensors") and Path(source).is_file():
-        state = load_file(source)
-    else:
-        from dfbench.checkpoints import load_state_dict
+    from dfbench.checkpoints import load_into, load_state_dict
 
-        repo, _, filename = source.partition("::")
-        state = load_state_dict(repo, filename or "pytorch_model.bin")
-    from dfbench.checkpoints import load_into
+    head = build_head(task, dim, num_classes)
+    # Every source goes through the checked reader: a text file or a foreign pickle is one line, not a traceback.
+    repo, _, filename = source.partition("::")
+    state = load_state_dict(repo, filename or "pytorch_model.bin")
 
     load_into(head, state, f"{task} head")
     return head.eval()
@@ -51,8 +48,12 @@ def load_head(source: str, task: str, dim: int, num_classes: int) -> nn.Module:
 def save_head(head: nn.Module, path: str | Path, metadata: dict[str, str]) -> None:
     """Saves a head as safetensors (written to a temp name, then renamed)."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     save_file({k: v.contiguous() for k, v in head.state_dict().items()}, str(tmp), metadata=metadata)
+    from dfbench.files import file_mode
+
+    tmp.chmod(file_mode())  # safetensors writes 0600; a trained head is shared like any other file
     tmp.replace(path)
 
 

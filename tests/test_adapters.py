@@ -45,7 +45,7 @@ def test_an_uncached_hub_id_offline_names_the_download_command(dfbench_cli, tmp_
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
     result = _run(dfbench_cli, tmp_path, "--checkpoint", "Amazon-FAR/deltaworld-kinetics")
-    assert result.code == 2 and "huggingface-cli download" in result.err
+    assert result.code == 2 and "hf download" in result.err
 
 
 @pytest.mark.parametrize("name", ["deltaworld", "dino-world-bom"])

@@ -7,10 +7,11 @@ import json
 import pytest
 
 from dfbench.demo import demo_models
+from dfbench.result_store import latest_result_path
 
 
 def _value(results, model, metric, horizon, stat):
-    payload = json.loads((results / "synthetic" / f"{model}.json").read_text())
+    payload = json.loads(latest_result_path(results, "synthetic", model).read_text())
     (entry,) = [m for m in payload["metrics"] if (m["metric"], m["horizon"], m["stat"]) == (metric, horizon, stat)]
     return entry["value"]
 
@@ -29,7 +30,7 @@ def demo_results(tmp_path_factory):
 
 def test_demo_writes_results_tables_and_figure(demo_results):
     for model in demo_models():
-        assert (demo_results / "synthetic" / f"{model}.json").is_file()
+        assert latest_result_path(demo_results, "synthetic", model).is_file()
     assert (demo_results / "tables" / "main.csv").is_file()
     assert (demo_results / "tables" / "main.tex").read_text().count("\\toprule") == 1
     assert (demo_results / "demo.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from dfbench.cli.flops import latex_table, rich_table
-from dfbench.formatting import booktabs, format_number, round_half_up, tex_escape, write_atomic
+from dfbench.formatting import booktabs, format_number, round_half_up, tex_escape
 
 
 @pytest.mark.parametrize(
@@ -45,14 +45,7 @@ def test_tex_escape_and_booktabs():
     ]
 
 
-def test_write_atomic_replaces_and_leaves_no_temporary_file(tmp_path):
-    path = tmp_path / "t.tex"
-    path.write_text("old")
-    write_atomic(path, "new\n")
-    assert path.read_text() == "new\n" and [p.name for p in tmp_path.iterdir()] == ["t.tex"]
-
-
-def _flops_frames() -> tuple[pd.DataFrame, pd.DataFrame]:
+ef _flops_frames() -> tuple[pd.DataFrame, pd.DataFrame]:
     components = pd.DataFrame(
         [
             {"model": "acme_wm", "component": "Predictor & head", "repeats": 3, "gflops": 0.125,

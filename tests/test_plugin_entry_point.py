@@ -70,7 +70,9 @@ def test_installed_plugin_is_listed_and_runs(plugin_site, tmp_path):
     ran = _dfbench(plugin_site, "run", "--model", "plugin-last", "--dataset", "synthetic", "--limit", "2",
                    "--output-dir", str(tmp_path), "--no-progress", cwd=tmp_path)
     assert ran.returncode == 0, ran.stderr
-    payload = json.loads((tmp_path / "synthetic" / "plugin-last.json").read_text())
+    from dfbench.result_store import latest_result_path
+
+    payload = json.loads(latest_result_path(tmp_path, "synthetic", "plugin-last").read_text())
     assert payload["model"] == "plugin-last" and payload["metrics"]
 
 

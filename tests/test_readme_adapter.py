@@ -19,5 +19,7 @@ def test_readme_adapter_registers_and_runs(dfbench_cli, tmp_path):
     result = dfbench_cli("run", "--model", "linear-extrapolation", "--dataset", "synthetic", "--limit", "2",
                          "--num-samples", "3", "--output-dir", str(tmp_path), "--no-progress")
     assert result.code == 0, result.err
-    payload = json.loads((tmp_path / "synthetic" / "linear-extrapolation.json").read_text())
+    from dfbench.result_store import latest_result_path
+
+    payload = json.loads(latest_result_path(tmp_path, "synthetic", "linear-extrapolation").read_text())
     assert {m["stat"] for m in payload["metrics"]} == {"best", "mean"}

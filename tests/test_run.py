@@ -9,7 +9,8 @@ import torch
 
 from dfbench.adapters.base import Context, Forecast, WorldModel, randn_rows
 from dfbench.registry import register_model
-from dfbench.results import read_records
+from dfbench.record_log import read_records
+from dfbench.result_store import latest_result_path
 
 LIMIT = "6"
 
@@ -46,8 +47,12 @@ class BadShape(WorldModel):
         return Forecast(context.features[:, -1:][:, None])  # one step, whatever the horizon
 
 
-def _metrics(path):
-    return json.loads(path.read_text())["metrics"]
+def _latest(out, model, dataset="synthetic"):
+    return latest_result_path(out, dataset, model)
+
+
+def _metrics(out, model):
+    return json.loads(_latest(out, model).read_text())["metrics"]
 
 
 def test_copy_last_and_present_write_the_results_schema(dfbench_cli, tmp_path):
@@ -55,7 +60,7 @@ def test_copy_last_and_present_write_the_results_schema(dfbench_cli, tmp_path):
         result = dfbench_cli("run", "--model", model, "--dataset", "synthetic", "--limit", LIMIT,
                              "--output-dir", str(tmp_path), "--no-progress")
         assert result.code == 0, result.err
-        payload = json.loads((tmp_path / "synthetic" / f"{model}.json").read_text())
+        payload = json.loads(_latest(tmp_path, model).read_text())
         assert payload["model"] == model and payload["dataset"] == "synthetic" and payload["num_samples"] == 1
         assert {(m["metric"], m["horizon"], m["stat"]) for m in payload["metrics"]} == {
             (metric, horizon, "single") for metric in ("miou", "rmse") for horizon in ("short", "mid")
@@ -64,10 +69,11 @@ def test_copy_last_and_present_write_the_results_schema(dfbench_cli, tmp_path):
         assert prov["feature_space"] == "tiny" and prov["protocol"]["version"] and prov["seed"] == 0
         assert set(prov["checkpoints"]["heads"]) == {"seg", "depth"}
         assert all(len(h["sha256"]) == 64 for h in prov["checkpoints"]["heads"].values())
-        header, records = read_records(tmp_path / "synthetic" / f"{model}.records.jsonl")
-        assert header["model"] == model and len(records) == int(LIMIT)
-    present = {(m["metric"], m["horizon"]): m["value"] for m in _metrics(tmp_path / "synthetic" / "present.json")}
-    copy = {(m["metric"], m["horizon"]): m["value"] for m in _metrics(tmp_path / "synthetic" / "copy-last.json")}
+        assert payload["partial"] is True and payload["identity"]["limit"] == int(LIMIT)
+        header, records = read_records(_latest(tmp_path, model).with_name(payload["records"]))
+        assert header.model == model and len(records) == int(LIMIT)
+    present = {(m["metric"], m["horizon"]): m["value"] for m in _metrics(tmp_path, "present")}
+    copy = {(m["metric"], m["horizon"]): m["value"] for m in _metrics(tmp_path, "copy-last")}
     assert present[("miou", "mid")] > copy[("miou", "mid")]
     assert present[("rmse", "mid")] < copy[("rmse", "mid")]
 
@@ -79,7 +85,7 @@ def test_stochastic_model_gets_best_and_mean_and_is_batch_size_invariant(dfbench
         result = dfbench_cli("run", "--model", "test-noisy-copy", "--dataset", "synthetic", "--limit", LIMIT,
                              "--num-samples", "5", "--batch-size", batch, "--output-dir", str(out), "--no-progress")
         assert result.code == 0, result.err
-        outs.append(json.loads((out / "synthetic" / "test-noisy-copy.json").read_text()))
+        outs.append(json.loads(_latest(out, "test-noisy-copy").read_text()))
     assert outs[0]["metrics"] == outs[1]["metrics"]
     assert {m["stat"] for m in outs[0]["metrics"]} == {"best", "mean"}
     best = {(m["metric"], m["horizon"]): m["value"] for m in outs[0]["metrics"] if m["stat"] == "best"}
@@ -92,7 +98,7 @@ def test_another_seed_gives_other_samples(dfbench_cli, tmp_path):
     for seed in ("0", "1"):
         dfbench_cli("run", "--model", "test-noisy-copy", "--dataset", "synthetic", "--limit", "3", "--num-samples", "3",
                     "--seed", seed, "--output-dir", str(tmp_path / seed), "--no-progress")
-        values.append(_metrics(tmp_path / seed / "synthetic" / "test-noisy-copy.json"))
+        values.append(_metrics(tmp_path / seed, "test-noisy-copy"))
     assert values[0] != values[1]
 
 
@@ -106,30 +112,36 @@ def test_interrupted_run_resumes_without_recomputing_and_matches(dfbench_cli, tm
     finally:
         NoisyCopy.fail_after = None
     assert result.code == 130 and "resume" in result.err
-    out = tmp_path / "resumed" / "synthetic"
-    assert not (out / "test-noisy-copy.json").exists()
-    partial = (out / "test-noisy-copy.records.jsonl.partial").read_text().splitlines()
-    assert len(partial) == 1 + 2  # header + the first batch's two clips
+    out = tmp_path / "resumed" / "synthetic" / "test-noisy-copy"
+    assert not list(out.glob("*.json"))
+    (partial,) = out.glob("*.records.jsonl.partial")
+    lines = [json.loads(line) for line in partial.read_text().splitlines()]
+    assert "header" in lines[0] and sum("sample_id" in line for line in lines) == 2  # the first batch's two clips
     NoisyCopy.calls = 0
-    assert dfbench_cli(*args, "--output-dir", str(tmp_path / "resumed")).code == 0
+    resumed = dfbench_cli(*args, "--output-dir", str(tmp_path / "resumed"))
+    assert resumed.code == 0 and "2 of 6 clips resumed" in resumed.out
     assert NoisyCopy.calls == 2 * 2  # only the remaining two batches, two windows each
-    assert _metrics(out / "test-noisy-copy.json") == _metrics(tmp_path / "straight" / "synthetic" / "test-noisy-copy.json")
-    assert not (out / "test-noisy-copy.records.jsonl.partial").exists()
+    assert _metrics(tmp_path / "resumed", "test-noisy-copy") == _metrics(tmp_path / "straight", "test-noisy-copy")
+    assert not partial.exists() and not list(out.glob("*.lock"))
+    # The compute of both invocations is summed.
+    payload = json.loads(_latest(tmp_path / "resumed", "test-noisy-copy").read_text())
+    assert payload["provenance"]["invocations"] == 2 and payload["resumed_clips"] == 2
 
 
 @pytest.mark.parametrize(
     ("model", "message"), [("test-nan", "non-finite"), ("test-bad-shape", "shape")]
 )
 def test_bad_predictions_fail_cleanly_and_keep_existing_results(dfbench_cli, tmp_path, model, message):
-    out = tmp_path / "synthetic"
-    out.mkdir()
-    existing = out / f"{model}.json"
+    out = tmp_path / "synthetic" / model
+    out.mkdir(parents=True)
+    existing = out / "latest.json"
     existing.write_text('{"kept": true}')
     result = dfbench_cli("run", "--model", model, "--dataset", "synthetic", "--limit", "2",
                          "--output-dir", str(tmp_path), "--no-progress")
     assert result.code == 2
     assert message in result.err and len(result.err.strip().splitlines()) == 1
     assert existing.read_text() == '{"kept": true}'
+    assert sorted(p.name for p in out.iterdir()) == ["latest.json"]  # no records, no lock left
 
 
 def test_unknown_model_and_dataset_suggest_the_nearest_name(dfbench_cli, tmp_path):
@@ -153,7 +165,7 @@ def test_missing_data_root_names_the_fix(dfbench_cli, tmp_path, monkeypatch):
     result = dfbench_cli("run", "--model", "copy-last", "--dataset", "kitti", "--feature-space", "tiny",
                          "--data-root", str(tmp_path / "nowhere"), "--output-dir", str(tmp_path / "out"))
     assert result.code == 2 and "nowhere" in result.err and len(result.err.strip().splitlines()) == 1
-    assert not (tmp_path / "out" / "kitti" / "copy-last.json").exists()
+    assert not (tmp_path / "out").exists()
 
 
 def test_disk_feature_cache_gives_the_same_numbers(dfbench_cli, tmp_path):
@@ -163,6 +175,6 @@ def test_disk_feature_cache_gives_the_same_numbers(dfbench_cli, tmp_path):
     assert dfbench_cli(*args, "--output-dir", str(tmp_path / "cold"), "--feature-cache", str(cache)).code == 0
     assert len(list(cache.rglob("*.safetensors"))) == 3
     assert dfbench_cli(*args, "--output-dir", str(tmp_path / "warm"), "--feature-cache", str(cache)).code == 0
-    plain = _metrics(tmp_path / "plain" / "synthetic" / "present.json")
-    assert _metrics(tmp_path / "cold" / "synthetic" / "present.json") == plain
-    assert _metrics(tmp_path / "warm" / "synthetic" / "present.json") == plain
+    plain = _metrics(tmp_path / "plain", "present")
+    assert _metrics(tmp_path / "cold", "present") == plain
+    assert _metrics(tmp_path / "warm", "present") == plain

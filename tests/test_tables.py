@@ -13,6 +13,8 @@ from dfbench.cli.table import table as table_cli
 from dfbench.errors import DfbenchError
 from dfbench.table_render import format_latex, render_main_table
 from dfbench.tables import build_main_table, load_results, main_table, write_main_table
+from dfbench.result_store import LATEST, load_all, update_latest
+from dfbench.schema import RunIdentity, RunResult
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -48,7 +50,16 @@ RUNS = [
 ]
 
 
-def result_file(model, dataset, stochastic, complete, values) -> dict:
+def identity(model, dataset, stochastic, complete, **changes) -> RunIdentity:
+    fields = dict(
+        model=model, dataset=dataset, dataset_version="1", feature_space="dinov3-vitb16",
+        protocol="dinoworld-dense-forecasting", protocol_version="1.0", seed=0, num_samples=20 if stochastic else 1,
+        horizons=("short", "mid"), precision="fp32", limit=None if complete else 8, numerics_version=1,
+    )
+    return RunIdentity(**{**fields, **changes})
+
+
+def result_file(model, dataset, stochastic, complete, values, **changes) -> dict:
     metrics = []
     for (metric, horizon), value in values.items():
         if stochastic:
@@ -57,23 +68,33 @@ def result_file(model, dataset, stochastic, complete, values) -> dict:
         else:
             metrics.append({"metric": metric, "horizon": horizon, "stat": "single", "value": value})
     return {
-        "schema_version": 1,
+        "schema_version": 2,
         "model": model,
         "dataset": dataset,
         "stochastic": stochastic,
         "num_samples": 20 if stochastic else 1,
         "num_clips": 64 if complete else 8,
         "complete": complete,
+        "identity": identity(model, dataset, stochastic, complete, **changes).to_json(),
         "metrics": metrics,
+        "records": "",
         "provenance": PROVENANCE,
     }
 
 
+def write_result(root: Path, data: dict) -> Path:
+    """Writes a result where 'dfbench run' would, and points latest.json at it."""
+    result = RunResult.load(data, "test")
+    path = root / result.dataset / result.model / f"{result.identity.slug()}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+    update_latest(path, result)
+    return path
+
+
 def write_runs(root: Path, runs=RUNS) -> Path:
-    for model, dataset, *rest in runs:
-        path = root / dataset / f"{model}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(result_file(model, dataset, *rest)))
+    for run in runs:
+        write_result(root, result_file(*run))
     return root
 
 
@@ -82,7 +103,7 @@ def results(tmp_path: Path) -> Path:
     root = write_runs(tmp_path / "results")
     (root / "flops.csv").write_text("model,gflops\ndino-world,959\ndeltaworld,0.26\n")
     # Outputs and per-sample records live beside the results and must be ignored.
-    (root / "vspw" / "deltaworld.records.jsonl").write_text("{}\n")
+    (root / "vspw" / "deltaworld" / "x.records.jsonl").write_text("{}\n")
     (root / "tables").mkdir()
     (root / "tables" / "stale.json").write_text("not json")
     return root
@@ -177,8 +198,9 @@ def test_no_results_is_a_one_line_error(tmp_path: Path):
     "content, reason",
     [
         ("{not json", "Expecting property name"),
-        (json.dumps({**result_file(*RUNS[0]), "schema_version": 2}), "schema_version is 2"),
+        (json.dumps({**result_file(*RUNS[0]), "schema_version": 1}), "schema_version is 1"),
         (json.dumps({k: v for k, v in result_file(*RUNS[0]).items() if k != "complete"}), "'complete'"),
+        (json.dumps({k: v for k, v in result_file(*RUNS[0]).items() if k != "identity"}), "run identity"),
         (json.dumps({**result_file(*RUNS[0]), "metrics": [{"metric": "miou", "horizon": "long",
                                                              "stat": "single", "value": 1.0}]}), "horizon 'long'"),
         (json.dumps({**result_file(*RUNS[0]), "metrics": [{"metric": "miou", "horizon": "short",
@@ -186,19 +208,69 @@ def test_no_results_is_a_one_line_error(tmp_path: Path):
     ],
 )
 def test_malformed_file_is_named(tmp_path: Path, content: str, reason: str):
-    path = tmp_path / "vspw" / "copy-last.json"
-    path.parent.mkdir()
+    path = tmp_path / "vspw" / "copy-last" / "seed0-x.json"
+    path.parent.mkdir(parents=True)
     path.write_text(content)
+    (path.parent / LATEST).write_text(json.dumps({"result": path.name, "complete": True}))
     with pytest.raises(DfbenchError, match="malformed results file") as err:
         load_results(tmp_path)
     assert str(path) in str(err.value) and reason in str(err.value)
 
 
-def test_two_files_for_one_run_are_refused(tmp_path: Path):
+def test_results_in_the_old_layout_are_refused_with_the_way_out(tmp_path: Path):
     write_runs(tmp_path, RUNS[:1])
-    (tmp_path / "vspw" / "copy-last-again.json").write_text(json.dumps(result_file(*RUNS[0])))
-    with pytest.raises(DfbenchError, match="two results files for model copy-last on vspw"):
+    (tmp_path / "vspw" / "dino-world.json").write_text(json.dumps(result_file(*RUNS[1])))
+    with pytest.raises(DfbenchError, match=r"dino-world.json is in the results layout of an older dfbench.*rerun"):
         load_results(tmp_path)
+
+
+def test_a_partial_result_never_displaces_a_complete_one(tmp_path: Path):
+    complete = write_result(tmp_path, result_file(*RUNS[0]))
+    write_result(tmp_path, result_file("copy-last", "vspw", False, False, {("miou", "short"): 1.0}))
+    (only,) = load_results(tmp_path)
+    assert only["complete"] and json.loads((complete.parent / LATEST).read_text())["result"] == complete.name
+
+
+def test_several_seeds_coexist_and_the_latest_is_tabulated(tmp_path: Path):
+    values = {("miou", "short"): (50.0, 45.0), ("miou", "mid"): (40.0, 35.0)}
+    write_result(tmp_path, result_file("deltaworld", "vspw", True, True, values))
+    later = {("miou", "short"): (52.0, 46.0), ("miou", "mid"): (41.0, 36.0)}
+    write_result(tmp_path, result_file("deltaworld", "vspw", True, True, later, seed=1))
+    assert sorted(r.identity.seed for _, r in load_all(tmp_path)) == [0, 1]
+    (row,) = main_table(load_results(tmp_path)).frame.to_dict("records")
+    assert row["vspw/miou/short/best"] == 52.0
+
+
+@pytest.mark.parametrize(
+    "change, shown",
+    [({"num_samples": 2}, "samples 2 (others 20)"),
+     ({"feature_space": "dinov3-vits16"}, "feature space dinov3-vits16 (others dinov3-vitb16)"),
+     ({"protocol_version": "0.9"}, "protocol dinoworld-dense-forecasting 0.9 (others dinoworld-dense-forecasting 1.0)"),
+     ({"dataset_version": "0"}, "data set version 0 (others 1)")],
+)
+def test_mixed_settings_are_refused_or_marked(tmp_path: Path, change: dict, shown: str):
+    write_runs(tmp_path, RUNS[:3])
+    values = {("miou", "short"): (49.0, 40.0), ("miou", "mid"): (45.0, 39.0)}
+    write_result(tmp_path, result_file("dino-world-bom", "vspw", True, True, values, **change))
+    if "num_samples" not in change:  # deterministic rows share a feature space, protocol and data version too
+        write_result(tmp_path, result_file("deltaworld", "vspw", True, True, values))
+    result = CliRunner().invoke(table_cli, ["main", "--results-dir", str(tmp_path)])
+    assert isinstance(result.exception, DfbenchError)
+    message = str(result.exception)
+    assert message.startswith("results on vspw mix settings: dino-world-bom has ") and shown in message
+    assert "--allow-mixed" in message and "\n" not in message
+    assert not (tmp_path / "tables").exists()
+
+    result = CliRunner().invoke(table_cli, ["main", "--results-dir", str(tmp_path), "--allow-mixed"])
+    assert result.exit_code == 0, result.output
+    assert "‡" in result.output and "settings differ" in result.output
+    frame = build_main_table(tmp_path, allow_mixed=True).frame.set_index("model")
+    assert frame.loc["dino-world-bom", "vspw/deviation"] == shown
+    assert frame["vspw/deviation"].isna().sum() == len(frame) - 1
+    csv = (tmp_path / "tables" / "main.csv").read_text()
+    assert "vspw/deviation" in csv.splitlines()[0] and shown in csv
+    tex = (tmp_path / "tables" / "main.tex").read_text()
+    assert r"49.0 (40.0)$^\ddagger$" in tex and r"\footnotesize $^\ddagger$settings differ" in tex
 
 
 def test_malformed_flops_file_is_named(results: Path):

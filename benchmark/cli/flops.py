@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING
 import click
 
 from dfbench.cli.lazy_choice import LazyChoice
-from dfbench.formatting import booktabs, format_number, tex_escape, tex_row, write_atomic
+from dfbench.files import write_text_atomic
+from dfbench.formatting import booktabs, format_number, tex_escape, tex_row
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -151,7 +152,7 @@ def flops_command(
     out_dir.mkdir(parents=True, exist_ok=True)
     components.to_csv(out_dir / "flops_components.csv", index=False)
     totals.to_csv(out_dir / "flops.csv", index=False)
-    write_atomic(out_dir / "flops.tex", latex_table(components, totals))
+    write_text_atomic(out_dir / "flops.tex", latex_table(components, totals))
     console = Console()
     console.print(rich_table(components, totals))
     console.print(f"wrote {out_dir / 'flops.csv'}, {out_dir / 'flops_components.csv'} and {out_dir / 'flops.tex'}")

@@ -40,12 +40,24 @@ def parse_heads(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--limit", type=int, default=None, help="Evaluate only the first N clips.")
 @click.option("--output-dir", default="results", show_default=True)
 @click.option("--feature-cache", default=None, help="Folder to keep backbone features in, shared across runs and models.")
+@click.option("--model-arg", "model_args", multiple=True, metavar="KEY=VALUE",
+              help="Option passed to the model's constructor (e.g. tokenizer=PATH); part of the result's identity.")
+@click.option("--dataset-arg", "dataset_args", multiple=True, metavar="KEY=VALUE",
+              help="Option passed to the data set's constructor; part of the result's identity.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 def run_command(**kw) -> None:
-    """Evaluate one model on one data set and write <output-dir>/<dataset>/<model>.json."""
-    from dfbench.run import RunOptions, run
+    """Evaluate one model on one data set and write <output-dir>/<dataset>/<model>/<run>.json.
 
-    dataset_options = {"split_file": kw["split_file"]} if kw["split_file"] else {}
+    Each run identity (weights, seed, samples, clips...) gets its own result file; the
+    same command again resumes or reports it (see README, "What makes a result").
+    """
+    from dfbench.run import RunOptions, execute
+    from dfbench.run_checks import parse_key_values
+    from dfbench.run_summary import print_summary
+
+    dataset_options = parse_key_values(kw["dataset_args"], "--dataset-arg")
+    if kw["split_file"]:
+        dataset_options["split_file"] = kw["split_file"]
     options = RunOptions(
         model=kw["model"],
         dataset=kw["dataset"],
@@ -62,10 +74,10 @@ def run_command(**kw) -> None:
         output_dir=kw["output_dir"],
         heads=parse_heads(kw["heads"]),
         dataset_options=dataset_options,
+        model_options=parse_key_values(kw["model_args"], "--model-arg"),
         precision=kw["precision"],
         feature_cache_dir=kw["feature_cache"],
         num_workers=kw["num_workers"],
         progress=not kw["no_progress"],
     )
-    path = run(options)
-    click.echo(f"wrote {path}")
+    print_summary(execute(options))

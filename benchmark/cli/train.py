@@ -11,10 +11,54 @@ import click
 from dfbench.cli.train_head import train_head_command
 
 
-def _train(config_path: str, out: str | None, steps: int | None, resume: bool, export: str | None, **model) -> None:
-    from dfbench.train.loop import TrainConfig, Trainer
+def check_train_inputs(config, out: str | None, export: str | None, model: str | None, tokenizer: str | None) -> None:
+    """Everything a typo can break, checked before any clip is encoded (that takes minutes)."""
+    from dfbench.hub import check_hub_cached
+    from dfbench.errors import DfbenchError
+    from dfbench.files import check_writable
+    from dfbench.run_checks import check_local_file
 
-    config = TrainConfig.load(config_path)
+    folder = out or config.output
+    if folder is None:
+        raise DfbenchError("no output folder: pass --out DIR or set `output` in the config")
+    check_writable(Path(folder), "--out")
+    if export:
+        check_writable(Path(export).parent, "--export")
+    if config.task != "predictor":
+        return
+    variant = model or getattr(config, "model", None)
+    if variant not in PREDICTORS:
+        raise DfbenchError(f"unknown predictor {variant!r}; pass --model with one of {', '.join(sorted(PREDICTORS))}")
+    spec = PREDICTORS[variant]
+    if spec["family"] == "deltaworld":
+        kind = "delta" if spec["use_delta"] else "frame"
+        source = tokenizer or config.tokenizer.get(kind)
+        if source is None:
+            raise DfbenchError(f"{variant} needs a {kind}-token tokenizer: pass --tokenizer PATH or set tokenizer.{kind}")
+        check_local_file(str(source), "--tokenizer")
+        check_hub_cached(str(source))
+
+
+def load_config(config_path: str):
+    """The training config, or one line saying what is wrong with it."""
+    import yaml
+
+    from dfbench.errors import DfbenchError
+    from dfbench.train.loop import TrainConfig
+
+    try:
+        return TrainConfig.load(config_path)
+    except (yaml.YAMLError, TypeError, KeyError, ValueError, AttributeError) as err:
+        reason = " ".join(str(err).split()) or type(err).__name__
+        raise DfbenchError(f"training config '{config_path}' is not valid ({type(err).__name__}: {reason}); "
+                           "fix it, starting from one in configs/train/.") from None
+
+
+def _train(config_path: str, out: str | None, steps: int | None, resume: bool, export: str | None, **model) -> None:
+    from dfbench.train.loop import Trainer
+
+    config = load_config(config_path)
+    check_train_inputs(config, out, export, model.get("model"), model.get("tokenizer"))
     trainer = Trainer(config, out_dir=out, log=click.echo, **model)
     result = trainer.run(steps=steps, resume=resume)
     click.echo(f"trained {result.steps} steps in {result.seconds:.0f}s, last loss {result.last_loss:.5f}: {result.weights}")

@@ -9,6 +9,7 @@ architecture, the embedded ``tiny`` one included, goes through :class:`Dinov3Fea
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -59,7 +60,7 @@ class Dinov3Weights:
 
     @property
     def download_command(self) -> str:
-        return f"huggingface-cli download {self.hub_id}"
+        return f"hf download {self.hub_id}"
 
 
 DINOV3_WEIGHTS: dict[str, Dinov3Weights] = {
@@ -114,6 +115,7 @@ class Dinov3FeatureSpace(FeatureSpace):
         self.patch_size = int(config.patch_size)
         self.dim = int(config.hidden_size)
         self.noise_std = float(config.initializer_range)
+        self.weights_sha256: str | None = None  # set when loaded from a folder (run identity, feature cache)
         self.frame_size = int(frame_size)
         self.num_prefix_tokens = 1 + int(config.num_register_tokens)
         self.rescale_factor = float(rescale_factor)
@@ -225,7 +227,9 @@ class Dinov3FeatureSpace(FeatureSpace):
             raise DfbenchError(f"cannot load a DINOv3 model from '{folder}' ({first_line}); pass a folder written by save_pretrained.") from error
         if model.config.model_type != "dinov3_vit":
             raise DfbenchError(f"'{folder}' holds a '{model.config.model_type}' model, not dinov3_vit; pass a DINOv3 ViT folder.")
-        return cls._with_processor(model, processor, name=name, frame_size=frame_size, dtype=dtype).to(device)
+        space = cls._with_processor(model, processor, name=name, frame_size=frame_size, dtype=dtype).to(device)
+        space.weights_sha256 = weights_digest(folder)
+        return space
 
     @classmethod
     def from_config_and_state_dict(
@@ -276,6 +280,22 @@ class Dinov3FeatureSpace(FeatureSpace):
         )
 
 
+def weights_digest(folder: str | Path) -> str:
+    """sha256 of a model folder's weights (of each safetensors file, combined if several).
+
+    Part of every run identity and feature-cache key: other weights at the same path never
+    reuse results or features computed with the old ones.
+    """
+    from dfbench.checkpoints import sha256_file
+
+    files = sorted(Path(folder).glob("*.safetensors"))
+    digests = [sha256_file(f) for f in files]
+    if len(digests) == 1:
+        return digests[0]
+    text = "".join(f"{f.name}:{d}\n" for f, d in zip(files, digests))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def to_model_keys(model: PreTrainedModel, state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Rename DINOv3 checkpoint keys to the names ``model`` uses.
 
@@ -307,12 +327,16 @@ def resolve_weights(weights: Dinov3Weights) -> Path:
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
 
+    from dfbench.hub import hub_offline
+
     fix = (
         f"accept the DINOv3 license on https://huggingface.co/{weights.hub_id}, then run "
         f"'{weights.download_command}' on a machine with internet, or pass --feature-space-path DIR"
     )
     try:
-        folder = snapshot_download(weights.hub_id, revision=weights.revision, allow_patterns=list(WEIGHT_FILES))
+        # Offline, only the cache is read: no retries against an unreachable hub.
+        folder = snapshot_download(weights.hub_id, revision=weights.revision, allow_patterns=list(WEIGHT_FILES),
+                                   local_files_only=hub_offline())
     except GatedRepoError as error:
         raise DfbenchError(f"weights of '{weights.name}' ({weights.hub_id}) are gated and this account has no access: {fix}.") from error
     except (LocalEntryNotFoundError, RepositoryNotFoundError, HfHubHTTPError, OSError) as error:

@@ -11,6 +11,7 @@ from trees import KITTI_ODD, KITTI_WIDE, kitti_split_line, write_split_file
 from dfbench.features import load_feature_space
 from dfbench.heads.catalog import build_head, save_head
 from dfbench.registry import get_dataset_spec
+from dfbench.result_store import latest_result_path
 
 FILE_DATASETS = ("cityscapes", "vspw", "kitti")
 
@@ -54,7 +55,7 @@ def test_copy_last_and_present_run_on_generated_trees(dataset, request, tmp_path
                              "--feature-space", "tiny", "--head", head_files[dataset],
                              "--output-dir", str(tmp_path / "results"), "--no-progress")
         assert result.code == 0, result.err
-        payload = json.loads((tmp_path / "results" / dataset / f"{model}.json").read_text())
+        payload = json.loads(latest_result_path(tmp_path / "results", dataset, model).read_text())
         assert payload["complete"] and payload["num_clips"] >= 1
         values = {(m["metric"], m["horizon"]): m["value"] for m in payload["metrics"]}
         assert set(values) <= {(metric, "short"), (metric, "mid")} and (metric, "short") in values
@@ -76,7 +77,7 @@ def test_a_broken_tree_stops_the_run_before_any_model(cityscapes_tree, tmp_path,
                          "--feature-space", "tiny", "--head", head_files["cityscapes"],
                          "--output-dir", str(tmp_path / "results"), "--no-progress")
     assert result.code == 2 and "problem" in result.err and len(result.err.strip().splitlines()) == 1
-    assert not (tmp_path / "results" / "cityscapes" / "copy-last.json").exists()
+    assert not (tmp_path / "results").exists()
 
 
 def test_train_head_on_a_generated_training_split(tmp_path, dfbench_cli):
@@ -103,5 +104,5 @@ def test_decoding_in_worker_processes_gives_the_same_numbers(vspw_tree, tmp_path
                              "--feature-space", "tiny", "--head", head_files["vspw"], "--batch-size", "2",
                              "--num-workers", workers, "--output-dir", str(out), "--no-progress")
         assert result.code == 0, result.err
-        metrics.append(json.loads((out / "vspw" / "copy-last.json").read_text())["metrics"])
+        metrics.append(json.loads(latest_result_path(out, "vspw", "copy-last").read_text())["metrics"])
     assert metrics[0] == metrics[1]

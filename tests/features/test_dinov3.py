@@ -143,7 +143,7 @@ def test_absent_weights_name_the_fix(tmp_path, monkeypatch):
         load_feature_space("dinov3-vitb16")
     message = str(error.value)
     assert "\n" not in message
-    assert "huggingface-cli download facebook/dinov3-vitb16-pretrain-lvd1689m" in message
+    assert "hf download facebook/dinov3-vitb16-pretrain-lvd1689m" in message
     assert "--feature-space-path" in message and "license" in message
 
 

@@ -363,7 +363,7 @@ def test_uncached_hub_id_offline_says_how_to_get_it(tmp_path):
     with pytest.raises(DfbenchError) as caught:
         resolve_checkpoint("Amazon-FAR/deltaworld-kinetics", cache_dir=tmp_path, offline=True)
     message = str(caught.value)
-    assert "huggingface-cli download Amazon-FAR/deltaworld-kinetics pytorch_model.bin" in message
+    assert "hf download Amazon-FAR/deltaworld-kinetics pytorch_model.bin" in message
     assert "local path" in message and "\n" not in message
 
 
