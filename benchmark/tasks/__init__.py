@@ -15,6 +15,8 @@ from dfbench.tasks.base import MetricDef, Task
 _TASKS: dict[str, str | type[Task]] = {
     "seg": "dfbench.tasks.segmentation:Segmentation",
     "depth": "dfbench.tasks.depth:MetricDepth",
+    "seg-mo": "dfbench.tasks.moving_segmentation:MovingObjectSegmentation",
+    "reldepth": "dfbench.tasks.relative_depth:RelativeDepth",
 }
 
 
