@@ -16,7 +16,7 @@ _TASKS: dict[str, str | type[Task]] = {
     "seg": "dfbench.tasks.segmentation:Segmentation",
     "depth": "dfbench.tasks.depth:MetricDepth",
     "seg-mo": "dfbench.tasks.moving_segmentation:MovingObjectSegmentation",
-    "reldepth": "dfbench.tasks.relative_depth:RelativeDepth",
+    "reldepth256": "dfbench.tasks.relative_depth:RelativeDepth",
 }
 
 

@@ -53,11 +53,14 @@ def depth_sums(pred: torch.Tensor, gt: torch.Tensor) -> dict[str, torch.Tensor]:
     return {name: torch.where(valid, term.double(), 0.0).sum(dim=(1, 2)) for name, term in terms.items()}
 
 
-def depth_metrics(sums: dict[str, float]) -> dict[str, float]:
+def depth_metrics(sums: dict[str, float], *, official: bool = True) -> dict[str, float]:
     """The nine metrics (fractions and 8-bit levels, as the official code reports them) from pooled sums.
 
-    A prediction of bin 0 on a valid pixel makes rmse_log and log_10 infinite and silog NaN,
-    as in the official code; no valid pixel gives NaN everywhere.
+    A prediction of bin 0 on a valid pixel makes rmse_log and log_10 infinite. silog is then
+    NaN in the official code (inf - inf), which drops that batch from its mean; with
+    ``official=False`` (the pixel-pooled default) it is inf instead, the spread of errors
+    that include an infinite one, so one such pixel cannot silently vanish from a data set.
+    No valid pixel gives NaN everywhere.
     """
     n = float(sums["count"])
     if n == 0:
@@ -73,8 +76,14 @@ def depth_metrics(sums: dict[str, float]) -> dict[str, float]:
         "rmse": math.sqrt(mean["sq_err"]),
         "rmse_log": math.sqrt(mean["log_sq"]),
         "log_10": mean["log10"],
-        "silog": 100 * math.sqrt(variance) if variance == variance and variance >= 0 else math.nan,
+        "silog": silog(variance, mean["log_sq"], official),
     }
+
+
+def silog(variance: float, mean_log_sq: float, official: bool) -> float:
+    if variance == variance:
+        return 100 * math.sqrt(max(variance, 0.0))
+    return math.nan if official or not math.isinf(mean_log_sq) else math.inf
 
 
 def official_batches(num_clips: int, batch_size: int, devices: int = 1) -> list[list[int]]:
@@ -123,7 +132,7 @@ def official_mean(
 class RelativeDepth(Task):
     """256 depth bins per pixel against 8-bit relative disparity; statistics are the sums of ``SUM_FIELDS``."""
 
-    name: ClassVar[str] = "reldepth"
+    name: ClassVar[str] = "reldepth256"
     display: ClassVar[str] = "Relative depth"
     metrics: ClassVar[tuple[MetricDef, ...]] = (
         MetricDef("d1", "δ1", True, 1, "%"),
@@ -160,7 +169,7 @@ class RelativeDepth(Task):
 
     def compute(self, stats: dict[str, Any]) -> dict[str, float]:
         """Pixel-pooled metrics; the δ thresholds in %, the rest as the official code reports them."""
-        return as_reported(depth_metrics(stats))
+        return as_reported(depth_metrics(stats, official=False))
 
     def training_loss(self, outputs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:
         """Cross-entropy over the bins on valid pixels: depth is trained as a 256-way classification."""

@@ -32,7 +32,7 @@ def pooled(clip_stats: list) -> dict:
 
 def score(fx, parts, feats_of_batch) -> tuple[torch.Tensor, list]:
     """Confusion matrix and per-clip depth sums of the heads on each batch's [B, h, w, 4E] features."""
-    seg, depth, data = get_task("seg-mo"), get_task("reldepth"), fx["data"]
+    seg, depth, data = get_task("seg-mo"), get_task("reldepth256"), fx["data"]
     classes = fx["config"]["dpt"]["nclass_segm"]
     confusion, clip_sums = torch.zeros(classes, classes, dtype=torch.long), []
     for index, batch in enumerate(parts.batches):
@@ -88,7 +88,7 @@ def test_downstream_oracle(fx, parts):
     data, expected = fx["data"], fx["metrics"]["downstream_oracle"]
     order = [list(data["labelled_frame_names"]).index(n) for n in expected["image_order"]]
     maps = fx["predictions"]["downstream_oracle"]
-    seg, depth = get_task("seg-mo"), get_task("reldepth")
+    seg, depth = get_task("seg-mo"), get_task("reldepth256")
     classes = fx["config"]["dpt"]["nclass_segm"]
     one_hot = torch.nn.functional.one_hot(maps["segm"].long(), classes).permute(0, 3, 1, 2).float()
     confusion = sum(s for s in seg.statistics(one_hot, data["labels_segm_nearest_img_size"][order], classes) if s is not None)
@@ -138,7 +138,7 @@ def test_absent_classes_count_as_zero(fx):
 
 def test_pooled_default_and_official_aggregation_differ_and_pooled_ignores_batching(fx):
     """Pixel-pooled numbers are one mean over all valid pixels, whatever the batches."""
-    depth, data = get_task("reldepth"), fx["data"]
+    depth, data = get_task("reldepth256"), fx["data"]
     bins = 256
     preds = fx["predictions"]["depth"]["model_short"].long()
     one_hot = torch.nn.functional.one_hot(preds, bins).permute(0, 3, 1, 2).float()
