@@ -123,14 +123,12 @@ _V5_NAMES = {
 def to_model_keys(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """HF hub keys, or transformers 5 in-memory keys, renamed to those ``model`` uses."""
     model_keys = set(model.state_dict())
+    pairs = [*_V5_NAMES.items(), *((new, old) for old, new in _V5_NAMES.items())]
     renamed = {}
     for key, value in state_dict.items():
         if key not in model_keys:
-            for old, new in _V5_NAMES.items():
-                for a, b in ((old, new), (new, old)):
-                    candidate = key.replace(a, b)
-                    if a in key and candidate in model_keys:
-                        key = candidate
+            candidates = [key.replace(a, b) for a, b in pairs if a in key]
+            key = next((c for c in candidates if c in model_keys), key)
         renamed[key] = value
     return renamed
 
