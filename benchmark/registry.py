@@ -295,6 +295,8 @@ FEATURE_SPACES = Registry(
         "dinov3-vits16": "dfbench.features.dinov3:load_dinov3_vits16",
         "dinov3-vitb16": "dfbench.features.dinov3:load_dinov3_vitb16",
         "dinov3-vitl16": "dfbench.features.dinov3:load_dinov3_vitl16",
+        "dinov2-vitb14-reg-pca1152": "dfbench.features.foresight_space:load_dinov2_vitb14_reg_pca1152",
+        "dinov2-vitb14-reg-pca1152-lowres": "dfbench.features.foresight_space:load_dinov2_vitb14_reg_pca1152_lowres",
     },
     _check_callable,
 )
@@ -320,7 +322,12 @@ def _check_task(name: str, entry: Any):
 TASKS = Registry(
     "task",
     "dfbench.tasks",
-    {"seg": "dfbench.tasks.segmentation:Segmentation", "depth": "dfbench.tasks.depth:MetricDepth"},
+    {
+        "seg": "dfbench.tasks.segmentation:Segmentation",
+        "depth": "dfbench.tasks.depth:MetricDepth",
+        "seg-mo": "dfbench.tasks.moving_segmentation:MovingObjectSegmentation",
+        "reldepth256": "dfbench.tasks.relative_depth:RelativeDepth",
+    },
     _check_task,
 )
 

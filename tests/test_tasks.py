@@ -96,7 +96,7 @@ def test_metric_names_are_unique_and_tables_read_their_definitions():
     assert layout.metric("miou") == {"name": "miou", "display": "mIoU", "higher_is_better": True,
                                      "decimals": 1, "unit": "%"}
     assert (layout.metric("rmse")["higher_is_better"], layout.metric("rmse")["decimals"]) == (False, 2)
-    assert list(layout.metrics) == ["miou", "rmse"]  # column order within a data set
+    assert list(layout.metrics)[:2] == ["miou", "rmse"]  # column order within a data set
 
 
 def test_builtin_heads_come_from_the_task():
@@ -115,7 +115,8 @@ def test_every_task_scores_a_random_forecast_through_its_json_form(name):
     g = torch.Generator().manual_seed(0)
     outputs = head(torch.randn(3, 8, 4, 5, generator=g)).detach()
     shape = (3, 4, 5)
-    labels = torch.randint(0, num_classes, shape, generator=g) if classification else 1 + 79 * torch.rand(shape, generator=g)
+    low = 1 if task.ignore_value == 0 else 0  # relative-depth bins: 0 marks a pixel without depth
+    labels = torch.randint(low, num_classes, shape, generator=g) if classification else 1 + 79 * torch.rand(shape, generator=g)
     labels[:, 0] = task.ignore_value
     labels[1] = task.ignore_value
     found = task.statistics(outputs, labels, num_classes)
