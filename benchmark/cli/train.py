@@ -24,17 +24,20 @@ def check_train_inputs(config, out: str | None, export: str | None, model: str |
     check_writable(Path(folder), "--out")
     if export:
         check_writable(Path(export).parent, "--export")
-    if config.task != "predictor":
+    if config.part != "predictor":
         return
+    from dfbench.train.objectives import trainable_spec
+
     variant = model or getattr(config, "model", None)
-    if variant not in PREDICTORS:
-        raise DfbenchError(f"unknown predictor {variant!r}; pass --model with one of {', '.join(sorted(PREDICTORS))}")
-    spec = PREDICTORS[variant]
-    if spec["family"] == "deltaworld":
-        kind = "delta" if spec["use_delta"] else "frame"
-        source = tokenizer or config.tokenizer.get(kind)
+    if variant is None:
+        raise DfbenchError("choose the predictor variant: pass --model or set `model` in the config")
+    spec = trainable_spec(variant)
+    if spec.tokens is not None:
+        source = tokenizer or config.tokenizer.get(spec.tokens)
         if source is None:
-            raise DfbenchError(f"{variant} needs a {kind}-token tokenizer: pass --tokenizer PATH or set tokenizer.{kind}")
+            raise DfbenchError(
+                f"{variant} needs a {spec.tokens}-token tokenizer: pass --tokenizer PATH or set tokenizer.{spec.tokens}"
+            )
         check_local_file(str(source), "--tokenizer")
         check_hub_cached(str(source))
 
