@@ -141,6 +141,30 @@ class GatedQKNormAttention(DINOv3ViTAttention):
         out = out.transpose(1, 2) * gate[..., None]
         return self.o_proj(out.reshape(batch, length, self.embed_dim)), None
 
+    def forward_prefix(
+        self, hidden_states: torch.Tensor, position_embeddings: tuple[torch.Tensor, torch.Tensor], keep: int
+    ) -> torch.Tensor:
+        """:meth:`forward`'s outputs of the first ``keep`` (unrotated prefix) tokens only.
+
+        Every token still provides keys and values; only the queries, gate and output
+        projection are limited to the prefix, whose rows equal those of the full forward.
+        """
+        batch, length, _ = hidden_states.shape
+        cos, sin = position_embeddings
+        if keep > length - cos.shape[-2]:
+            raise ValueError(f"only the {length - cos.shape[-2]} unrotated prefix tokens can be kept, not {keep}")
+        split = (batch, length, self.num_heads, self.head_dim)
+        prefix = hidden_states[:, :keep]
+        q = self.q_proj(prefix).view(batch, keep, self.num_heads, self.head_dim).transpose(1, 2)
+        k = self.k_proj(hidden_states).view(split).transpose(1, 2)
+        v = self.v_proj(hidden_states).view(split).transpose(1, 2)
+        _, k = apply_rotary_pos_emb(k, k, cos, sin)  # prefix queries are not rotated
+        q, k = self.q_norm(q), self.k_norm(k)
+        out = F.scaled_dot_product_attention(q, k, v)
+        gate = torch.sigmoid(self.attn_gate(prefix))
+        out = out.transpose(1, 2) * gate[..., None]
+        return self.o_proj(out.reshape(batch, keep, self.embed_dim))
+
 
 class DeltaTokBlock(DINOv3ViTLayer):
     """A pre-norm DINOv3 layer (LayerScale, SwiGLU) with the gated QK-norm attention."""
@@ -148,6 +172,17 @@ class DeltaTokBlock(DINOv3ViTLayer):
     def __init__(self, config: DINOv3ViTConfig) -> None:
         super().__init__(config)
         self.attention = GatedQKNormAttention(config)
+
+    def forward_prefix(
+        self, hidden_states: torch.Tensor, position_embeddings: tuple[torch.Tensor, torch.Tensor], keep: int
+    ) -> torch.Tensor:
+        """The layer's outputs of the first ``keep`` tokens: the encoder's last block keeps only z."""
+        residual = hidden_states[:, :keep]
+        attended = self.attention.forward_prefix(self.norm1(hidden_states), position_embeddings, keep)
+        hidden = self.drop_path(self.layer_scale1(attended)) + residual
+        residual = hidden
+        hidden = self.layer_scale2(self.mlp(self.norm2(hidden)))
+        return self.drop_path(hidden) + residual
 
 
 class DeltaTok(nn.Module):
@@ -228,8 +263,9 @@ class DeltaTok(nn.Module):
             cos, sin = torch.cat([cos, cos]), torch.cat([sin, sin])
         else:
             tokens = torch.cat([z, current], dim=1)
-        tokens = self._run(self.encoder_blocks, tokens, (cos, sin))
-        return self.norm(tokens[:, :1])
+        tokens = self._run(self.encoder_blocks[:-1], tokens, (cos, sin))
+        # Only the z slot is read out, so the last block computes its row alone.
+        return self.norm(self.encoder_blocks[-1].forward_prefix(tokens, (cos, sin), 1))
 
     def decode(self, z: torch.Tensor, x_prev: torch.Tensor | None, grid: tuple[int, int]) -> torch.Tensor:
         """Reconstructs the current frame's features from a token and the previous frame.
