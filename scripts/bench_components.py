@@ -12,7 +12,8 @@ Components are timed around the real modules, not re-implemented:
 
 * ``backbone``: ``Evaluator.encode`` (crops and backbone features, once per clip);
 * ``tok_encoder`` / ``decoder``: ``DeltaTok.encode`` / ``DeltaTok.decode`` calls;
-* ``predictor``: forward pre/post hooks on the world model's ``Predictor``;
+* ``predictor``: forward pre/post hooks on the world model's ``Predictor`` (and its
+  ``project_context`` calls);
 * ``model_other``: the rest of ``predict`` (noise, concatenations, copies);
 * ``scoring``: ``score_rollouts`` (best / mean sample choice);
 * ``heads_metrics``: the rest of ``evaluate`` (heads, upsampling, statistics).
@@ -143,6 +144,8 @@ def measure(name: str, samples: int, resolution: int, clips: int, device: str) -
     net = getattr(model, "net", None)
     if net is not None:
         timers.hook(net.predictor, "predictor")
+        if hasattr(net.predictor, "project_context"):  # the context's keys/values, once per rollout
+            timers.wrap(net.predictor, "project_context", "predictor")
         if hasattr(net, "tokenizer"):
             timers.wrap(net.tokenizer, "encode", "tok_encoder")
             timers.wrap(net.tokenizer, "decode", "decoder")
