@@ -23,7 +23,7 @@ peak memory (max RSS on the CPU, ``torch.cuda.max_memory_allocated`` on a GPU) i
 own. ``stats_sha`` hashes the clip's finished records: equal hashes mean equal outputs
 (e.g. before and after a speed change).
 
-Usage: OMP_NUM_THREADS=1 python scripts/bench_components.py --samples 1,20
+Usage: OMP_NUM_THREADS=1 python scripts/bench_components.py --samples 1,20 [--clock cpu]
 """
 
 from __future__ import annotations
@@ -45,23 +45,26 @@ from bench_sampling import VITB_VARIANTS, peak_memory_mb, sync, vitb_backbone, v
 MODELS = ("copy-last", "dino-world", "dino-world-bom", "deltaworld", "deltaworld-frame", "deltaworld-nobom", "present")
 COMPONENTS = ("backbone", "tok_encoder", "predictor", "decoder", "model_other", "scoring", "heads_metrics")
 CLASSES = 19
+# "cpu" (this process's CPU time) is steadier than wall time on a machine other jobs share.
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
 class Timers:
     """Accumulated seconds per name, from wrapped methods and module hooks."""
 
-    def __init__(self, device: torch.device) -> None:
+    def __init__(self, device: torch.device, clock=time.perf_counter) -> None:
         self.device = device
+        self.clock = clock
         self.seconds: dict[str, float] = {}
         self._starts: dict[str, list[float]] = {}
 
     def _start(self, name: str) -> None:
         sync(self.device)
-        self._starts.setdefault(name, []).append(time.perf_counter())
+        self._starts.setdefault(name, []).append(self.clock())
 
     def _stop(self, name: str) -> None:
         sync(self.device)
-        self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - self._starts[name].pop()
+        self.seconds[name] = self.seconds.get(name, 0.0) + self.clock() - self._starts[name].pop()
 
     def wrap(self, owner, attr: str, name: str) -> None:
         """Times every call of ``owner.attr`` (an instance method or a module function)."""
@@ -125,7 +128,7 @@ def clip(resolution: int, index: int):
 
 
 @torch.no_grad()
-def measure(name: str, samples: int, resolution: int, clips: int, device: str) -> dict:
+def measure(name: str, samples: int, resolution: int, clips: int, device: str, clock: str = "wall") -> dict:
     """Seconds per clip per component and peak memory of one (model, samples) pair."""
     import dfbench.evaluate as evaluate_module
     from dfbench.config import load_protocol
@@ -140,7 +143,7 @@ def measure(name: str, samples: int, resolution: int, clips: int, device: str) -
     evaluator = Evaluator(model, space, heads, load_protocol(), samples, ["short", "mid"], seed=0, device=dev)
     if hasattr(model, "_black_frame"):
         model._black_frame(resolution)  # once per run, not per clip
-    timers = Timers(dev)
+    timers = Timers(dev, CLOCKS[clock])
     net = getattr(model, "net", None)
     if net is not None:
         timers.hook(net.predictor, "predictor")
@@ -170,7 +173,7 @@ def measure(name: str, samples: int, resolution: int, clips: int, device: str) -
         "scoring": timers.get("scoring"),
         "heads_metrics": timers.get("evaluate") - timers.get("predict") - timers.get("scoring"),
     }
-    row = {"model": name, "samples": samples, "resolution": resolution, "clips": clips}
+    row = {"model": name, "samples": samples, "resolution": resolution, "clips": clips, "clock": clock}
     row.update({k: v / clips for k, v in parts.items()})
     row["total"] = sum(parts.values()) / clips
     row["peak_memory_mb"] = peak_memory_mb(dev)
@@ -185,13 +188,17 @@ def measure(name: str, samples: int, resolution: int, clips: int, device: str) -
 @click.option("--clips", type=int, default=1, show_default=True, help="Clips per configuration.")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--threads", type=int, default=1, show_default=True, help="torch threads (CPU).")
+@click.option("--clock", type=click.Choice(sorted(CLOCKS)), default="wall", show_default=True,
+              help="wall time, or CPU time of the process (steadier on a shared CPU; not for a GPU).")
 @click.option("--one", is_flag=True, hidden=True, help="Measure a single configuration (used by the subprocesses).")
-def main(models, samples, resolution, clips, device, threads, one) -> None:
+def main(models, samples, resolution, clips, device, threads, clock, one) -> None:
+    if clock == "cpu" and device != "cpu":
+        raise click.BadParameter("CPU time does not count GPU work; use --clock wall on a GPU.", param_hint="--clock")
     torch.set_num_threads(threads)
     counts = [int(s) for s in samples.split(",")]
     names = [m for m in models.split(",") if m]
     if one:
-        print(json.dumps(measure(names[0], counts[0], resolution, clips, device)))
+        print(json.dumps(measure(names[0], counts[0], resolution, clips, device, clock)))
         return
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     rows = []
@@ -199,7 +206,8 @@ def main(models, samples, resolution, clips, device, threads, one) -> None:
         # Deterministic models return one sample whatever is asked: one count is enough.
         for count in counts if name in VITB_VARIANTS and VITB_VARIANTS[name][1] else counts[:1]:
             cmd = [sys.executable, __file__, "--one", "--models", name, "--samples", str(count), "--resolution",
-                   str(resolution), "--clips", str(clips), "--device", device, "--threads", str(threads)]
+                   str(resolution), "--clips", str(clips), "--device", device, "--threads", str(threads),
+                   "--clock", clock]
             done = subprocess.run(cmd, capture_output=True, text=True, env=env)
             if done.returncode:
                 sys.exit(f"{name} at {count} samples failed:\n{done.stderr}")
@@ -209,7 +217,8 @@ def main(models, samples, resolution, clips, device, threads, one) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"seconds per clip per component ({device}, {resolution} px, {threads} thread(s))")
+    title = f"{clock} seconds per clip per component ({device}, {resolution} px, {threads} thread(s))"
+    table = Table(title=title)
     columns = ["model", "samples", *COMPONENTS, "total", "peak_memory_mb", "stats_sha"]
     for col in columns:
         table.add_column(col.replace("_", " "))

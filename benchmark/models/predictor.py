@@ -241,7 +241,8 @@ class Predictor(nn.Module):
         """Every block's keys/values of context tokens kv [B, Lc, D] at positions [B, Lc, num_axes]."""
         tables_k = self.tables(pos_k, kv.dtype)
         pairs = [block.attention.project_kv(kv, tables_k) for block in self.blocks]
-        return ContextKV([k for k, _ in pairs], [v for _, v in pairs])
+        # Contiguous values let the fused projection's key half go (kept for the rollout).
+        return ContextKV([k for k, _ in pairs], [v.contiguous() for _, v in pairs])
 
     def forward(
         self,
