@@ -70,6 +70,10 @@ def _black_rows(x_black: torch.Tensor, batch: int) -> torch.Tensor:
 class DeltaWorld(nn.Module):
     """DeltaTok tokenizer (frozen, always in eval mode) and a token predictor.
 
+    :meth:`rollout` remembers the context tokens of its previous call by frame content
+    (:class:`~dfbench.models.pair_memo.PairTokenMemo`), so the windows of one clip encode
+    each distinct frame pair once.
+
     Args:
         tokenizer: a loaded :class:`DeltaTok` (delta or frame-token variant); it is frozen
             here, so load its checkpoint before building the world model.
@@ -92,6 +96,10 @@ class DeltaWorld(nn.Module):
     @property
     def stochastic(self) -> bool:
         return self.config.use_bom
+
+    def clear_memo(self) -> None:
+        """Forgets the remembered context tokens (see :class:`PairTokenMemo`)."""
+        self._pair_memo.clear()
 
     def train(self, mode: bool = True) -> DeltaWorld:
         super().train(mode)

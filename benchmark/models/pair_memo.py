@@ -6,9 +6,9 @@ window (context 0..3) both encode the pair (frame 2, frame 3). The adapter contr
 only hands a model one window's context, so DeltaWorld remembers, by content, the
 tokens of the pairs it encoded in its previous call and reuses them.
 
-Pairs are keyed by a digest of both frames' feature bytes (and the grid, dtype, device
-and autocast state that shape the result), never by tensor identity: the harness
-slices a fresh context tensor per window. Entries live exactly one call longer than the
+Pairs are keyed by a digest of both frames' feature bytes (and the grid, dtype, device,
+autocast state and tokenizer weights that shape the result), never by tensor identity:
+the harness slices a fresh context tensor per window. Entries live exactly one call longer than the
 call that used them, so the memo holds one window's tokens ([B, C, D], a few KB) and
 empties itself when the next batch of clips brings different frames; :meth:`clear`
 forgets everything at once.
@@ -28,6 +28,11 @@ def frame_digest(frame: torch.Tensor) -> bytes:
     data = frame.detach().contiguous().view(torch.uint8).cpu().numpy()
     header = f"{tuple(frame.shape)}/{frame.dtype}".encode()
     return hashlib.sha256(header + data.tobytes()).digest()
+
+
+def weights_fingerprint(module: torch.nn.Module) -> tuple:
+    """Changes whenever a parameter is replaced, moved, cast or modified in place."""
+    return (module.training, *((id(p), p.data_ptr(), p._version, p.dtype) for p in module.parameters()))
 
 
 def _autocast_state(device: torch.device) -> tuple[bool, torch.dtype | None]:
@@ -52,8 +57,8 @@ class PairTokenMemo:
         """``tokenizer.tokenize_offline(black, y, grid)[:, :, 0]``, encoding only unseen pairs.
 
         Args:
-            tokenizer: the frozen tokenizer (eval mode; its weights must not change
-                between calls, or :meth:`clear` must be called).
+            tokenizer: the frozen tokenizer; loading, casting or editing its weights
+                invalidates what was remembered.
             black: [B, N, D] black-frame features (the first frame's "previous").
             y: [B, T, N, D] context features.
             grid: (h, w).
@@ -63,7 +68,7 @@ class PairTokenMemo:
         """
         batch, frames, n, d = y.shape
         black = black.to(y.dtype)
-        setting = (tuple(grid), y.dtype, str(y.device), _autocast_state(y.device))
+        setting = (tuple(grid), y.dtype, str(y.device), _autocast_state(y.device), weights_fingerprint(tokenizer))
         keys, todo, index = [], [], {}
         for b in range(batch):
             previous = frame_digest(black[b])

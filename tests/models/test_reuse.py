@@ -216,6 +216,13 @@ class CountingTokenizer:
         self.pairs += prev.shape[0]
         return self.tok.encode(prev, cur, grid)
 
+    def parameters(self):
+        return self.tok.parameters()
+
+    @property
+    def training(self) -> bool:
+        return self.tok.training
+
 
 def test_pair_memo_encodes_the_shared_pair_of_the_two_windows_once():
     tok = tokenizer()
@@ -239,6 +246,12 @@ def test_pair_memo_encodes_the_shared_pair_of_the_two_windows_once():
         memo.clear()
         memo.tokens(counting, black, y[:, 0:4], (3, 2))
         assert counting.pairs == 38 + 8
+        memo.tokens(counting, black, y[:, 0:4], (3, 2))
+        assert counting.pairs == 46
+        tok.norm.weight.mul_(2.0)  # as load_state_dict copies weights in: remembered tokens are stale
+        again = memo.tokens(counting, black, y[:, 0:4], (3, 2))
+        assert counting.pairs == 46 + 8
+        close(again, tok.tokenize_offline(black, y[:, 0:4], (3, 2))[:, :, 0])
 
 
 def test_pair_memo_encodes_repeated_frames_once():
