@@ -242,13 +242,18 @@ class DeltaTok(nn.Module):
             tokens = block(tokens, position_embeddings=rope)
         return tokens
 
-    def encode(self, x_prev: torch.Tensor | None, y_cur: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    def encode(
+        self, x_prev: torch.Tensor | None, y_cur: torch.Tensor, grid: tuple[int, int], z_only: bool = False
+    ) -> torch.Tensor:
         """Delta token of the change from ``x_prev`` to ``y_cur``.
 
         Args:
             x_prev: [B, N, D] previous-frame features (ignored by the frame-token variant).
             y_cur: [B, N, D] current-frame features.
             grid: (h, w), N = h * w.
+            z_only: compute only the z row in the last block, the one row read out: the
+                same token for about 7% fewer FLOPs at ViT-B. Off by default, so that the
+                FLOP counts (``dfbench flops``) stay those of the full network, as the paper's.
 
         Returns:
             [B, 1, D] the normed token.
@@ -263,8 +268,9 @@ class DeltaTok(nn.Module):
             cos, sin = torch.cat([cos, cos]), torch.cat([sin, sin])
         else:
             tokens = torch.cat([z, current], dim=1)
+        if not z_only:
+            return self.norm(self._run(self.encoder_blocks, tokens, (cos, sin))[:, :1])
         tokens = self._run(self.encoder_blocks[:-1], tokens, (cos, sin))
-        # Only the z slot is read out, so the last block computes its row alone.
         return self.norm(self.encoder_blocks[-1].forward_prefix(tokens, (cos, sin), 1))
 
     def decode(self, z: torch.Tensor, x_prev: torch.Tensor | None, grid: tuple[int, int]) -> torch.Tensor:
@@ -302,7 +308,7 @@ class DeltaTok(nn.Module):
         batch, frames, n, d = y.shape
         black = x_black.expand(batch, n, d) if x_black.dim() == 2 else x_black
         prev = torch.cat([black[:, None].to(y.dtype), y[:, :-1]], dim=1)
-        z = self.encode(prev.reshape(batch * frames, n, d), y.reshape(batch * frames, n, d), grid)
+        z = self.encode(prev.reshape(batch * frames, n, d), y.reshape(batch * frames, n, d), grid, z_only=True)
         return z.reshape(batch, frames, 1, d)
 
     def rollout(

@@ -198,7 +198,8 @@ def test_encoder_last_block_on_z_only_equals_the_full_block(use_delta):
     parts.append(cur + tok.xy_embed.weight[1])
     with torch.no_grad():
         full = tok.norm(tok._run(tok.encoder_blocks, torch.cat(parts, dim=1), (cos, sin))[:, :1])
-        close(tok.encode(prev, cur, GRID), full)
+        close(tok.encode(prev, cur, GRID, z_only=True), full)
+        assert torch.equal(tok.encode(prev, cur, GRID), full)
         with pytest.raises(ValueError, match="prefix"):
             tok.encoder_blocks[-1].forward_prefix(torch.cat(parts, dim=1), (cos, sin), 2)
 
@@ -212,9 +213,9 @@ class CountingTokenizer:
     def __init__(self, tok: DeltaTok) -> None:
         self.tok, self.pairs = tok, 0
 
-    def encode(self, prev, cur, grid):
+    def encode(self, prev, cur, grid, z_only=False):
         self.pairs += prev.shape[0]
-        return self.tok.encode(prev, cur, grid)
+        return self.tok.encode(prev, cur, grid, z_only)
 
     def parameters(self):
         return self.tok.parameters()
