@@ -233,13 +233,13 @@ class Predictor(nn.Module):
                 nn.init.trunc_normal_(module.weight, std=self.config.initializer_range)
                 nn.init.zeros_(module.bias)
 
-    def tables(self, positions: torch.Tensor, dtype: torch.dtype, rows: int | None = None) -> AxisTables:
-        """RoPE tables of positions [B, L, num_axes], shared by every block and head."""
-        return axis_tables(positions, self.config.rope_axis_sizes, dtype, rows)
+    def tables(self, positions: torch.Tensor, rows: int | None = None) -> AxisTables:
+        """fp32 RoPE tables of positions [B, L, num_axes], shared by every block and head."""
+        return axis_tables(positions, self.config.rope_axis_sizes, torch.float32, rows)
 
     def project_context(self, kv: torch.Tensor, pos_k: torch.Tensor) -> ContextKV:
         """Every block's keys/values of context tokens kv [B, Lc, D] at positions [B, Lc, num_axes]."""
-        tables_k = self.tables(pos_k, kv.dtype)
+        tables_k = self.tables(pos_k)
         pairs = [block.attention.project_kv(kv, tables_k) for block in self.blocks]
         # Contiguous values let the fused projection's key half go (kept for the rollout).
         return ContextKV([k for k, _ in pairs], [v.contiguous() for _, v in pairs])
@@ -269,9 +269,9 @@ class Predictor(nn.Module):
             [R, Lq, D].
         """
         rows = q.shape[0]
-        tables_q = self.tables(pos_q, q.dtype, rows)
+        tables_q = self.tables(pos_q, rows)
         own = kv is not None and kv.shape[1] > 0
-        tables_k = self.tables(pos_k, kv.dtype, rows) if own else None
+        tables_k = self.tables(pos_k, rows) if own else None
         if not own and context is None:
             raise ValueError("the predictor needs keys: pass kv, a context, or both")
         for index, block in enumerate(self.blocks):

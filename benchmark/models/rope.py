@@ -46,7 +46,7 @@ AxisTables = list[tuple[torch.Tensor, torch.Tensor]]
 
 
 def axis_tables(
-    positions: torch.Tensor, axis_sizes: Sequence[int], dtype: torch.dtype, rows: int | None = None
+    positions: torch.Tensor, axis_sizes: Sequence[int], dtype: torch.dtype = torch.float32, rows: int | None = None
 ) -> AxisTables:
     """The predictor's RoPE tables for real positions, computed once per token.
 
@@ -56,7 +56,8 @@ def axis_tables(
     Args:
         positions: [B, L, num_axes] real positions, one column per axis block.
         axis_sizes: size of each rotated block of the head dimension, in order.
-        dtype: dtype of the tensors the tables will rotate.
+        dtype: dtype of the tables (:func:`apply_axis_tables` casts them to the rotated
+            tensor's, so fp32 tables also serve bf16 tensors under autocast).
         rows: batch the tables are for, a multiple of B: row b of ``positions`` serves
             rows b*r .. b*r + r-1 (the samples of item b), r = rows / B.
 
@@ -83,13 +84,17 @@ def axis_tables(
 def apply_axis_tables(
     x: torch.Tensor, tables: AxisTables, axis_sizes: Sequence[int], unrotated_size: int
 ) -> torch.Tensor:
-    """Rotates ``x`` [B, heads, L, head_dim] with tables from :func:`axis_tables`."""
+    """Rotates ``x`` [B, heads, L, head_dim] with tables from :func:`axis_tables`.
+
+    The tables are cast to ``x.dtype`` here, as the reference casts its fp32 angles.
+    """
     head_dim = x.shape[-1]
     if sum(axis_sizes) + unrotated_size != head_dim:
         raise ValueError(f"RoPE sizes {tuple(axis_sizes)} + {unrotated_size} must sum to the head size {head_dim}")
     parts, start = [], 0
     for (cos, sin), size in zip(tables, axis_sizes):
         half = size // 2
+        cos, sin = cos.to(x.dtype), sin.to(x.dtype)
         x1, x2 = x[..., start : start + half], x[..., start + half : start + size]
         parts += [x1 * cos - x2 * sin, x1 * sin + x2 * cos]
         start += size

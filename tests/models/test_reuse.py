@@ -18,7 +18,7 @@ from dfbench.models import DeltaTok, DeltaTokConfig, DeltaWorld, DeltaWorldConfi
 from dfbench.models.dinoworld import frame_positions
 from dfbench.models.pair_memo import PairTokenMemo
 from dfbench.models.predictor import Predictor, PredictorConfig
-from dfbench.models.rope import axis_tables, rotate_axes
+from dfbench.models.rope import apply_axis_tables, axis_tables, rotate_axes
 
 GRID = (2, 3)
 WIDTH = 32
@@ -84,6 +84,16 @@ def test_rope_tables_of_items_serve_their_sample_rows():
         assert torch.equal(cos, cos_row) and torch.equal(sin, sin_row)
     with pytest.raises(ValueError, match="multiple"):
         axis_tables(positions, (4, 4, 4), torch.float32, rows=5)
+
+
+def test_fp32_tables_rotate_bf16_tensors_in_bf16():
+    # Under autocast the projections are bf16 while the tables are fp32: the rotation must
+    # stay in bf16 with bf16-rounded tables, as the reference casts its angles.
+    x = torch.randn(2, 3, 5, 16).to(torch.bfloat16)
+    positions = torch.randn(2, 5, 3)
+    rotated = apply_axis_tables(x, axis_tables(positions, (4, 4, 4)), (4, 4, 4), 4)
+    assert rotated.dtype == torch.bfloat16
+    assert torch.equal(rotated, apply_axis_tables(x, axis_tables(positions, (4, 4, 4), torch.bfloat16), (4, 4, 4), 4))
 
 
 # -- Predictor: context keys/values projected once -----------------------------------------
