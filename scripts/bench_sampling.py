@@ -31,37 +31,56 @@ import torch
 MODELS = ("deltaworld", "dino-world-bom")
 
 
-def _peak_memory_mb(device: torch.device) -> float:
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak memory of this process so far: max RSS on the CPU, max allocated on a GPU."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _vitb_nets(model: str, device: torch.device):
+# Tokenizer and predictor flags of every built-in predictor model: (use_delta, use_bom).
+VITB_VARIANTS = {
+    "deltaworld": (True, True),
+    "deltaworld-frame": (False, True),
+    "deltaworld-nobom": (True, False),
+    "dino-world": (None, False),
+    "dino-world-bom": (None, True),
+}
+
+
+def vitb_world_net(model: str, device: torch.device) -> torch.nn.Module:
+    """A built-in predictor model at the paper's ViT-B size with random weights (seed 0)."""
     from dfbench.models.deltatok import DeltaTok, DeltaTokConfig
     from dfbench.models.deltaworld import DeltaWorld, DeltaWorldConfig
     from dfbench.models.dinoworld import DINOWorld, DINOWorldConfig
 
+    use_delta, use_bom = VITB_VARIANTS[model]
     torch.manual_seed(0)
-    if model == "deltaworld":
-        return DeltaWorld(DeltaTok(DeltaTokConfig.vitb()), DeltaWorldConfig.vitb()).to(device).eval()
-    return DINOWorld(DINOWorldConfig.vitb(use_bom=True)).to(device).eval()
+    if use_delta is None:
+        return DINOWorld(DINOWorldConfig.vitb(use_bom=use_bom)).to(device).eval()
+    tokenizer = DeltaTok(DeltaTokConfig.vitb(use_delta=use_delta))
+    return DeltaWorld(tokenizer, DeltaWorldConfig.vitb(use_bom=use_bom)).to(device).eval()
+
+
+def vitb_backbone(device: torch.device) -> torch.nn.Module:
+    """DINOv3 ViT-B/16 (4 registers) with random weights (seed 0), in eval mode."""
+    from transformers import DINOv3ViTConfig, DINOv3ViTModel
+
+    torch.manual_seed(0)
+    config = DINOv3ViTConfig(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
+                             patch_size=16, num_register_tokens=4)
+    return DINOv3ViTModel(config).to(device).eval()
 
 
 @torch.no_grad()
 def measure_vitb(model: str, samples: int, resolution: int, clips: int, device: str) -> dict:
     """One configuration at ViT-B size; returns timings and peak memory."""
-    from transformers import DINOv3ViTConfig, DINOv3ViTModel
-
     from dfbench.protocol import windows
     from dfbench.scoring import score_rollouts
 
     dev = torch.device(device)
-    backbone = DINOv3ViTModel(
-        DINOv3ViTConfig(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
-                        patch_size=16, num_register_tokens=4)
-    ).to(dev).eval()
-    net = _vitb_nets(model, dev)
+    backbone = vitb_backbone(dev)
+    net = vitb_world_net(model, dev)
     grid = (resolution // 16, resolution // 16)
     crops, frames = 2, 7
     timestamps = (torch.arange(frames, dtype=torch.float32) * 0.2).expand(crops, -1).to(dev)
@@ -72,7 +91,7 @@ def measure_vitb(model: str, samples: int, resolution: int, clips: int, device: 
         pixels = torch.randn(crops * frames, 3, resolution, resolution, generator=generator).to(dev)
         start = time.perf_counter()
         feats = backbone(pixels).last_hidden_state[:, 5:].reshape(crops, frames, grid[0] * grid[1], 768)
-        _sync(dev)
+        sync(dev)
         backbone_s += time.perf_counter() - start
         start = time.perf_counter()
         for window in windows(7, 4, {"short": 1, "mid": 3}):
@@ -80,12 +99,12 @@ def measure_vitb(model: str, samples: int, resolution: int, clips: int, device: 
             noise = torch.randn(len(tgt), crops, samples, 1, 768, generator=generator).to(dev) * 0.02
             preds = net.rollout(feats[:, ctx], timestamps[:, ctx], timestamps[:, tgt], grid, samples, noise, x_black=black)
             score_rollouts(preds, feats[:, tgt], stochastic=True)
-        _sync(dev)
+        sync(dev)
         model_s += time.perf_counter() - start
     return {
         "model": model, "samples": samples, "resolution": resolution, "clips": clips,
         "backbone_s_per_clip": backbone_s / clips, "model_s_per_clip": model_s / clips,
-        "clips_per_s": clips / (backbone_s + model_s), "peak_memory_mb": _peak_memory_mb(dev),
+        "clips_per_s": clips / (backbone_s + model_s), "peak_memory_mb": peak_memory_mb(dev),
     }
 
 
@@ -101,10 +120,10 @@ def measure_tiny(model: str, samples: int, clips: int, device: str) -> dict:
                        device=device, output_dir=out, progress=False))
         wall = time.perf_counter() - start
     return {"model": model, "samples": samples, "clips": clips, "wall_s": wall, "clips_per_s": clips / wall,
-            "peak_memory_mb": _peak_memory_mb(torch.device(device))}
+            "peak_memory_mb": peak_memory_mb(torch.device(device))}
 
 
-def _sync(device: torch.device) -> None:
+def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 

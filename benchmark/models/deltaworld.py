@@ -17,6 +17,7 @@ from torch import nn
 
 from dfbench.models.config_io import DictConfig
 from dfbench.models.deltatok import DeltaTok
+from dfbench.models.pair_memo import PairTokenMemo
 from dfbench.models.predictor import (
     NoiseSource,
     Predictor,
@@ -69,6 +70,10 @@ def _black_rows(x_black: torch.Tensor, batch: int) -> torch.Tensor:
 class DeltaWorld(nn.Module):
     """DeltaTok tokenizer (frozen, always in eval mode) and a token predictor.
 
+    :meth:`rollout` remembers the context tokens of its previous call by frame content
+    (:class:`~dfbench.models.pair_memo.PairTokenMemo`), so the windows of one clip encode
+    each distinct frame pair once.
+
     Args:
         tokenizer: a loaded :class:`DeltaTok` (delta or frame-token variant); it is frozen
             here, so load its checkpoint before building the world model.
@@ -86,10 +91,15 @@ class DeltaWorld(nn.Module):
         self.predictor = Predictor(config.predictor)
         if not config.use_bom:
             self.q_embed = learned_query(config.predictor)
+        self._pair_memo = PairTokenMemo()
 
     @property
     def stochastic(self) -> bool:
         return self.config.use_bom
+
+    def clear_memo(self) -> None:
+        """Forgets the remembered context tokens (see :class:`PairTokenMemo`)."""
+        self._pair_memo.clear()
 
     def train(self, mode: bool = True) -> DeltaWorld:
         super().train(mode)
@@ -138,12 +148,12 @@ class DeltaWorld(nn.Module):
             raise ValueError("without best-of-many DeltaWorld is deterministic: num_samples must be 1")
         if self.config.use_bom and noise is None:
             raise ValueError("DeltaWorld with best-of-many needs noise queries")
-        z = self.context_tokens(y_ctx, x_black, grid)
+        z = self._pair_memo.tokens(self.tokenizer, _black_rows(x_black, batch), y_ctx, grid)
+        times = torch.cat([ctx_timestamps, target_timestamps], dim=1).to(y_ctx.device, torch.float32)[..., None]
+        # The context tokens' keys/values are projected once for every sample and step.
+        context = self.predictor.project_context(z, times[:, :ctx])
         # Batch-major sample expansion: row b*S + s is sample s of item b.
-        kv = z.repeat_interleave(samples, dim=0)
         x = y_ctx[:, -1].repeat_interleave(samples, dim=0)
-        times = torch.cat([ctx_timestamps, target_timestamps], dim=1).to(y_ctx.device, torch.float32)
-        times = times.repeat_interleave(samples, dim=0)[..., None]  # [B*S, C+K, 1]
         width = self.config.predictor.hidden_size
         features, tokens = [], []
         for step in range(steps):
@@ -152,15 +162,15 @@ class DeltaWorld(nn.Module):
             else:
                 q = self.q_embed.weight.expand(batch * samples, 1, width)
             known = ctx + step
-            z_hat = self.predictor(q, kv, times[:, known : known + 1], times[:, :known])
+            past = torch.cat(tokens, dim=1) if tokens else None
+            z_hat = self.predictor(q, past, times[:, known : known + 1], times[:, ctx:known], context=context)
             # Decoded on the previous reconstruction (the last context frame at step 0).
             x = self.tokenizer.decode(z_hat, x, grid)
-            kv = torch.cat([kv, z_hat], dim=1)
             features.append(x)
-            tokens.append(z_hat[:, 0])
+            tokens.append(z_hat)
         out = torch.stack(features, dim=1).reshape(batch, samples, steps, n, d)
         if return_tokens:
-            return out, torch.stack(tokens, dim=1).reshape(batch, samples, steps, d)
+            return out, torch.cat(tokens, dim=1).reshape(batch, samples, steps, d)
         return out
 
     def training_loss(

@@ -127,19 +127,22 @@ class DINOWorld(nn.Module):
         if self.config.use_bom and noise is None:
             raise ValueError("DINO-world with best-of-many needs noise queries")
         width = self.config.predictor.hidden_size
-        kv = y_ctx.reshape(batch, ctx * n, d).repeat_interleave(samples, dim=0)
-        pos_k = frame_positions(ctx_timestamps.to(y_ctx.device), grid).repeat_interleave(samples, dim=0)
-        pos_targets = frame_positions(target_timestamps.to(y_ctx.device), grid).repeat_interleave(samples, dim=0)
-        frames = []
+        device = y_ctx.device
+        # The context's keys/values are projected once, for all samples and steps; only
+        # the frames predicted so far are projected per sample.
+        context = self.predictor.project_context(
+            y_ctx.reshape(batch, ctx * n, d), frame_positions(ctx_timestamps.to(device), grid)
+        )
+        pos_targets = frame_positions(target_timestamps.to(device), grid)  # [B, K*N, 3], shared by samples
+        frames: list[torch.Tensor] = []
         for step in range(steps):
             if self.config.use_bom:
                 q = step_queries(noise, step, batch, samples, width).to(y_ctx).expand(-1, n, -1)
             else:
                 q = self.q_embed.weight.expand(batch * samples, n, width)
             pos_q = pos_targets[:, step * n : (step + 1) * n]
-            y_hat = self.predictor(q, kv, pos_q, pos_k)
-            kv = torch.cat([kv, y_hat], dim=1)
-            pos_k = torch.cat([pos_k, pos_q], dim=1)
+            past = torch.cat(frames, dim=1) if frames else None
+            y_hat = self.predictor(q, past, pos_q, pos_targets[:, : step * n], context=context)
             frames.append(y_hat)
         return torch.stack(frames, dim=1).reshape(batch, samples, steps, n, d)
 

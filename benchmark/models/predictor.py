@@ -19,7 +19,7 @@ from transformers import DINOv3ViTConfig
 from transformers.models.dinov3_vit.modeling_dinov3_vit import DINOv3ViTLayerScale, DINOv3ViTMLP
 
 from dfbench.models.config_io import DictConfig
-from dfbench.models.rope import rotate_axes
+from dfbench.models.rope import AxisTables, apply_axis_tables, axis_tables
 
 # Noise queries of a rollout: a callable step -> [B, S, 1, Dp], or a tensor [K, B, S, 1, Dp].
 NoiseSource = Union[Callable[[int], torch.Tensor], torch.Tensor]
@@ -120,7 +120,9 @@ class CrossAttention(nn.Module):
     """Multi-head cross-attention with multi-axis RoPE on q and k.
 
     Written here because no library attention takes raw (un-normed) kv of another width
-    through one fused kv projection together with this RoPE.
+    through one fused kv projection together with this RoPE. Keys and values are
+    projected by :meth:`project_kv` apart from the queries, so that a rollout projects
+    the context once and reuses it for every sample and step (:class:`ContextKV`).
     """
 
     def __init__(self, config: PredictorConfig) -> None:
@@ -132,23 +134,28 @@ class CrossAttention(nn.Module):
         self.kv_proj = nn.Linear(config.input_size, 2 * config.hidden_size)
         self.out_proj = nn.Linear(config.hidden_size, config.hidden_size)
 
-    def forward(
-        self,
-        q: torch.Tensor,
-        kv: torch.Tensor,
-        pos_q: torch.Tensor,
-        pos_k: torch.Tensor,
-        mask: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        batch, len_q, _ = q.shape
-        len_k = kv.shape[1]
-        query = self.q_proj(q).view(batch, len_q, self.num_heads, self.head_dim).transpose(1, 2)
+    def _rotate(self, x: torch.Tensor, tables: AxisTables) -> torch.Tensor:
+        return apply_axis_tables(x, tables, self.config.rope_axis_sizes, self.config.rope_unrotated_size)
+
+    def project_kv(self, kv: torch.Tensor, tables_k: AxisTables) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rotated keys and values [B, heads, Lk, head_dim] of raw tokens kv [B, Lk, D]."""
+        batch, len_k, _ = kv.shape
         key, value = self.kv_proj(kv).chunk(2, dim=-1)
         key = key.reshape(batch, len_k, self.num_heads, self.head_dim).transpose(1, 2)
         value = value.reshape(batch, len_k, self.num_heads, self.head_dim).transpose(1, 2)
-        axes, unrotated = self.config.rope_axis_sizes, self.config.rope_unrotated_size
-        query = rotate_axes(query, pos_q, axes, unrotated)
-        key = rotate_axes(key, pos_k, axes, unrotated)
+        return self._rotate(key, tables_k), value
+
+    def forward(
+        self,
+        q: torch.Tensor,
+        tables_q: AxisTables,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        batch, len_q, _ = q.shape
+        query = self.q_proj(q).view(batch, len_q, self.num_heads, self.head_dim).transpose(1, 2)
+        query = self._rotate(query, tables_q)
         if mask is not None:
             mask = mask.to(query.dtype)
         out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask)
@@ -168,9 +175,40 @@ class PredictorBlock(nn.Module):
         self.mlp = DINOv3ViTMLP(block_config)
         self.layer_scale2 = DINOv3ViTLayerScale(block_config)
 
-    def forward(self, q, kv, pos_q, pos_k, mask=None):
-        q = q + self.layer_scale1(self.attention(self.norm1(q), kv, pos_q, pos_k, mask))
+    def forward(self, q, tables_q, key, value, mask=None):
+        q = q + self.layer_scale1(self.attention(self.norm1(q), tables_q, key, value, mask))
         return q + self.layer_scale2(self.mlp(self.norm2(q)))
+
+
+@dataclass
+class ContextKV:
+    """Every block's rotated keys and values of context tokens, projected once.
+
+    A rollout's context is the same for all S samples of an item and for every step, so
+    it is projected at the items' batch B; :meth:`Predictor.forward` repeats it to the
+    B*S sample rows (batch-major) and appends the keys of the tokens predicted so far.
+
+    Attributes:
+        keys: per block, [B, heads, Lc, head_dim] (RoPE applied).
+        values: per block, [B, heads, Lc, head_dim].
+    """
+
+    keys: list[torch.Tensor]
+    values: list[torch.Tensor]
+
+    def block(
+        self, index: int, rows: int, key: torch.Tensor | None, value: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Block ``index``'s keys/values for ``rows`` query rows, followed by ``key``/``value`` if given."""
+        ctx_key, ctx_value = self.keys[index], self.values[index]
+        repeats = rows // ctx_key.shape[0]
+        if repeats * ctx_key.shape[0] != rows:
+            raise ValueError(f"{rows} query rows are not a multiple of the context's {ctx_key.shape[0]} rows")
+        if repeats > 1:
+            ctx_key, ctx_value = ctx_key.repeat_interleave(repeats, 0), ctx_value.repeat_interleave(repeats, 0)
+        if key is None:
+            return ctx_key, ctx_value
+        return torch.cat([ctx_key, key], dim=2), torch.cat([ctx_value, value], dim=2)
 
 
 class Predictor(nn.Module):
@@ -195,28 +233,52 @@ class Predictor(nn.Module):
                 nn.init.trunc_normal_(module.weight, std=self.config.initializer_range)
                 nn.init.zeros_(module.bias)
 
+    def tables(self, positions: torch.Tensor, rows: int | None = None) -> AxisTables:
+        """fp32 RoPE tables of positions [B, L, num_axes], shared by every block and head."""
+        return axis_tables(positions, self.config.rope_axis_sizes, torch.float32, rows)
+
+    def project_context(self, kv: torch.Tensor, pos_k: torch.Tensor) -> ContextKV:
+        """Every block's keys/values of context tokens kv [B, Lc, D] at positions [B, Lc, num_axes]."""
+        tables_k = self.tables(pos_k)
+        pairs = [block.attention.project_kv(kv, tables_k) for block in self.blocks]
+        # Contiguous values let the fused projection's key half go (kept for the rollout).
+        return ContextKV([k for k, _ in pairs], [v.contiguous() for _, v in pairs])
+
     def forward(
         self,
         q: torch.Tensor,
-        kv: torch.Tensor,
+        kv: torch.Tensor | None,
         pos_q: torch.Tensor,
-        pos_k: torch.Tensor,
+        pos_k: torch.Tensor | None,
         mask: torch.Tensor | None = None,
+        context: ContextKV | None = None,
     ) -> torch.Tensor:
         """Predicts one backbone-width vector per query.
 
         Args:
-            q: [B, Lq, Dp] queries (noise, or a learned embedding).
-            kv: [B, Lk, D] past tokens or frame features, used raw (no norm).
-            pos_q: [B, Lq, num_axes] query positions.
-            pos_k: [B, Lk, num_axes] key positions.
-            mask: optional additive float mask broadcastable to [B, heads, Lq, Lk].
+            q: [R, Lq, Dp] queries (noise, or a learned embedding).
+            kv: [R, Lk, D] past tokens or frame features, used raw (no norm); with
+                ``context``, only the tokens after it (None or Lk = 0 for none).
+            pos_q: [R, Lq, num_axes] query positions, or [B, Lq, num_axes] shared by the
+                R / B consecutive rows of each item.
+            pos_k: [R, Lk, num_axes] key positions of ``kv`` (or [B, Lk, num_axes], as pos_q).
+            mask: optional additive float mask broadcastable to [R, heads, Lq, Lc + Lk].
+            context: keys/values of tokens before ``kv``, from :meth:`project_context`.
 
         Returns:
-            [B, Lq, D].
+            [R, Lq, D].
         """
-        for block in self.blocks:
-            q = block(q, kv, pos_q, pos_k, mask)
+        rows = q.shape[0]
+        tables_q = self.tables(pos_q, rows)
+        own = kv is not None and kv.shape[1] > 0
+        tables_k = self.tables(pos_k, rows) if own else None
+        if not own and context is None:
+            raise ValueError("the predictor needs keys: pass kv, a context, or both")
+        for index, block in enumerate(self.blocks):
+            key, value = block.attention.project_kv(kv, tables_k) if own else (None, None)
+            if context is not None:
+                key, value = context.block(index, rows, key, value)
+            q = block(q, tables_q, key, value, mask)
         return self.head(self.norm(q))
 
 

@@ -41,6 +41,67 @@ def axis_inv_freq(size: int, device: torch.device | str | None = None) -> torch.
     return 1.0 / (10.0 ** torch.linspace(-2.0, 2.0, size // 2, dtype=torch.float32, device=device))
 
 
+# Per rotated axis block, the (cos, sin) tables [B, 1, L, size/2] of L positions.
+AxisTables = list[tuple[torch.Tensor, torch.Tensor]]
+
+
+def axis_tables(
+    positions: torch.Tensor, axis_sizes: Sequence[int], dtype: torch.dtype = torch.float32, rows: int | None = None
+) -> AxisTables:
+    """The predictor's RoPE tables for real positions, computed once per token.
+
+    Every head and every block rotates with the same tables, so callers compute them
+    once per set of tokens and pass them to :func:`apply_axis_tables`.
+
+    Args:
+        positions: [B, L, num_axes] real positions, one column per axis block.
+        axis_sizes: size of each rotated block of the head dimension, in order.
+        dtype: dtype of the tables (:func:`apply_axis_tables` casts them to the rotated
+            tensor's, so fp32 tables also serve bf16 tensors under autocast).
+        rows: batch the tables are for, a multiple of B: row b of ``positions`` serves
+            rows b*r .. b*r + r-1 (the samples of item b), r = rows / B.
+
+    Returns:
+        One (cos, sin) pair [rows, 1, L, size/2] per axis block.
+    """
+    if positions.shape[-1] != len(axis_sizes):
+        raise ValueError(f"got {positions.shape[-1]} position axes for {len(axis_sizes)} RoPE blocks")
+    repeats = 1 if rows is None else rows // positions.shape[0]
+    if repeats * positions.shape[0] != (rows or positions.shape[0]):
+        raise ValueError(f"{rows} rows are not a multiple of the {positions.shape[0]} rows of positions")
+    tables = []
+    for axis, size in enumerate(axis_sizes):
+        inv = axis_inv_freq(size, positions.device)
+        # (2*pi*pos) * inv in this order, in fp32, as the reference computes the angle.
+        angle = (2 * math.pi * positions[..., axis].float())[..., None] * inv  # [B, L, half]
+        cos, sin = angle.cos()[:, None].to(dtype), angle.sin()[:, None].to(dtype)
+        if repeats > 1:
+            cos, sin = cos.repeat_interleave(repeats, dim=0), sin.repeat_interleave(repeats, dim=0)
+        tables.append((cos, sin))
+    return tables
+
+
+def apply_axis_tables(
+    x: torch.Tensor, tables: AxisTables, axis_sizes: Sequence[int], unrotated_size: int
+) -> torch.Tensor:
+    """Rotates ``x`` [B, heads, L, head_dim] with tables from :func:`axis_tables`.
+
+    The tables are cast to ``x.dtype`` here, as the reference casts its fp32 angles.
+    """
+    head_dim = x.shape[-1]
+    if sum(axis_sizes) + unrotated_size != head_dim:
+        raise ValueError(f"RoPE sizes {tuple(axis_sizes)} + {unrotated_size} must sum to the head size {head_dim}")
+    parts, start = [], 0
+    for (cos, sin), size in zip(tables, axis_sizes):
+        half = size // 2
+        cos, sin = cos.to(x.dtype), sin.to(x.dtype)
+        x1, x2 = x[..., start : start + half], x[..., start + half : start + size]
+        parts += [x1 * cos - x2 * sin, x1 * sin + x2 * cos]
+        start += size
+    parts.append(x[..., start:])
+    return torch.cat(parts, dim=-1)
+
+
 def rotate_axes(
     x: torch.Tensor, positions: torch.Tensor, axis_sizes: Sequence[int], unrotated_size: int
 ) -> torch.Tensor:
@@ -58,21 +119,7 @@ def rotate_axes(
     head_dim = x.shape[-1]
     if sum(axis_sizes) + unrotated_size != head_dim:
         raise ValueError(f"RoPE sizes {tuple(axis_sizes)} + {unrotated_size} must sum to the head size {head_dim}")
-    if positions.shape[-1] != len(axis_sizes):
-        raise ValueError(f"got {positions.shape[-1]} position axes for {len(axis_sizes)} RoPE blocks")
-    parts, start = [], 0
-    for axis, size in enumerate(axis_sizes):
-        half = size // 2
-        inv = axis_inv_freq(size, x.device)
-        # (2*pi*pos) * inv in this order, in fp32, as the reference computes the angle.
-        angle = (2 * math.pi * positions[..., axis].float())[..., None] * inv  # [B, L, half]
-        cos = angle.cos()[:, None].to(x.dtype)
-        sin = angle.sin()[:, None].to(x.dtype)
-        x1, x2 = x[..., start : start + half], x[..., start + half : start + size]
-        parts += [x1 * cos - x2 * sin, x1 * sin + x2 * cos]
-        start += size
-    parts.append(x[..., start:])
-    return torch.cat(parts, dim=-1)
+    return apply_axis_tables(x, axis_tables(positions, axis_sizes, x.dtype), axis_sizes, unrotated_size)
 
 
 def grid_coordinates(
