@@ -15,27 +15,42 @@ from dfbench.errors import DfbenchError
 COMPILED = "+compile"
 
 
-def _compile_children(module: object) -> None:
-    """Compiles every direct sub-network in place, so adapters calling them by attribute get it."""
-    if not isinstance(module, nn.Module):
-        return
-    children = [child for child in module.children() if any(True for _ in child.parameters())]
-    for child in children or [module]:
-        child.compile()
+def blocks(root: nn.Module) -> list[nn.Module]:
+    """The networks worth compiling: the outermost ``ModuleList`` elements (transformer blocks).
+
+    They are always entered through ``__call__``, whereas the containing networks are
+    often driven through their own methods (``rollout``, ``encode``), which
+    ``Module.compile`` would not reach. Without blocks, the direct sub-networks.
+    """
+    chosen: dict[str, nn.Module] = {}
+    for name, module in root.named_modules():
+        if isinstance(module, nn.ModuleList) and not any(name.startswith(f"{c}.") for c in chosen):
+            chosen.update((f"{name}.{i}" if name else str(i), block) for i, block in enumerate(module))
+    if chosen:
+        return list(chosen.values())
+    return [child for child in root.children() if any(True for _ in child.parameters())] or [root]
+
+
+def _networks(target: object) -> list[nn.Module]:
+    if isinstance(target, nn.Module):
+        return [target]
+    return [v for v in vars(target).values() if isinstance(v, nn.Module)]  # an adapter holding its networks
 
 
 def compile_networks(prep, compiled: set[int]) -> None:
-    """torch.compile the backbone, the model's networks and the heads of one prepared run.
+    """torch.compile the backbone's, the model's and the heads' blocks of one prepared run, in place.
 
-    ``compiled`` holds the ids of objects already compiled (a feature space shared by
+    ``compiled`` holds the ids of modules already compiled (a feature space shared by
     several models is compiled once). The identity and the feature-cache key record it.
     """
     if not hasattr(torch, "compile"):
         raise DfbenchError("--compile needs torch 2 or later; drop --compile.")
     for target in (prep.feature_space, prep.model, *prep.heads.values()):
-        if id(target) not in compiled:
-            _compile_children(target)
-            compiled.add(id(target))
+        for network in _networks(target):
+            for block in blocks(network):
+                if id(block) not in compiled:
+                    block.compile()
+                    compiled.add(id(block))
     if not prep.identity.precision.endswith(COMPILED):
         prep.identity = dataclasses.replace(prep.identity, precision=prep.identity.precision + COMPILED)
         prep.cache_key = (*prep.cache_key, "compiled")
@@ -56,4 +71,4 @@ def clip_to(clip: Clip, device: torch.device) -> Clip:
     return dataclasses.replace(clip, **moved)
 
 
-__all__ = ["COMPILED", "clip_to", "compile_networks"]
+__all__ = ["COMPILED", "blocks", "clip_to", "compile_networks"]
