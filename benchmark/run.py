@@ -1,9 +1,9 @@
-"""`dfbench run`: one model on one data set, resumable, one writer, written atomically.
+"""`dfbench run`: one result per (model, data set), resumable, one writer, written atomically.
 
 Three steps: :func:`prepare` checks every input (cheap checks first, then weights) and
-works out the run identity; :func:`evaluate` computes the clips the records of that
-identity lack; :func:`write` aggregates them into the result file. :func:`execute` ties
-them together under the result's lock.
+works out the run identity; :mod:`dfbench.multi_run` computes the clips the records of
+that identity lack (for one pair or many, in one or several processes); :func:`write`
+aggregates them into the result file. :func:`execute` runs one pair.
 """
 
 from __future__ import annotations
@@ -13,19 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
 from dfbench.errors import DfbenchError
-from dfbench.evaluate import Evaluator, run_evaluation
 from dfbench.feature_cache import FeatureCache
-from dfbench.files import CreatedFolders, check_writable, write_json_atomic
+from dfbench.files import check_writable, write_json_atomic
 from dfbench.hub import check_hub_cached
 from dfbench.record_log import RecordLog
-from dfbench.registry import get_dataset_spec
-from dfbench.result_store import read_result, result_folder, update_latest
+from dfbench.result_store import read_result
 from dfbench.results import aggregate, headline
 from dfbench.run_checks import check_counts, check_local_file, parse_device
-from dfbench.run_lock import RunLock
 from dfbench.run_prepare import Prepared, prepare, provenance
 from dfbench.schema import MetricEntry, RunResult
 
@@ -55,6 +50,7 @@ class RunOptions:
     feature_cache_dir: str | None = None
     num_workers: int | None = None  # decoding processes; None: 0 for synthetic, 2 for files
     progress: bool = True
+    compile: bool = False  # torch.compile the networks; part of the identity (fp numerics may move)
 
     def check(self) -> None:
         """The checks that need nothing loaded: counts, device, output dir, files named here."""
@@ -93,46 +89,9 @@ class RunOutcome:
     notes: list[str] = field(default_factory=list)
 
 
-def evaluate(prep: Prepared, log: RecordLog, started: float, feature_cache: FeatureCache | None, console=None) -> int:
-    """Computes the clips the records lack; returns how many were resumed from earlier records."""
-    options = prep.options
-    todo = [sid for sid in prep.sample_ids if not log.done(sid)]
-    evaluator = Evaluator(
-        model=prep.model,
-        feature_space=prep.feature_space,
-        heads=prep.heads,
-        protocol=prep.protocol,
-        num_samples=prep.identity.num_samples,
-        horizons=list(options.horizons),
-        seed=options.seed,
-        device=prep.device,
-        feature_cache=feature_cache,
-        cache_key=prep.cache_key,
-        autocast_dtype=prep.dtype,
-    )
-    columns = [TextColumn(f"{options.model} on {options.dataset}"), BarColumn(), MofNCompleteColumn()]
-    with Progress(*columns, TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=not options.progress) as bar:
-        task = bar.add_task("clips", total=len(prep.sample_ids), completed=len(prep.sample_ids) - len(todo))
-
-        def on_batch(records):
-            log.append(records, time.perf_counter() - started)
-            bar.advance(task, len(records))
-
-        from dfbench.data.loader import clip_loader
-
-        default_workers = get_dataset_spec(options.dataset).decode_workers
-        workers = options.num_workers if options.num_workers is not None else default_workers
-        batches = clip_loader(
-            prep.dataset, batch_size=options.batch_size, num_workers=workers, sample_ids=todo,
-            pin_memory=prep.device.type == "cuda",
-        )
-        if todo:
-            run_evaluation(evaluator, batches, on_batch)
-    return len(prep.sample_ids) - len(todo)
-
-
-def write(prep: Prepared, log: RecordLog, path: Path, started: float, resumed: int) -> RunResult:
-    """Aggregates the records and writes the result file atomically."""
+def write(prep: Prepared, log: RecordLog, path: Path, started: float, resumed: int,
+          extra: dict[str, Any] | None = None) -> RunResult:
+    """Aggregates the records and writes the result file atomically; ``extra``: more provenance."""
     records, wall_time = log.finalize(prep.sample_ids, time.perf_counter() - started)
     try:
         entries = aggregate([r.to_json() for r in records], prep.dataset_cls.tasks)
@@ -149,13 +108,13 @@ def write(prep: Prepared, log: RecordLog, path: Path, started: float, resumed: i
         metrics_all_steps=[MetricEntry.load(e, "aggregate") for e in entries],
         records=log.final_path.name,
         resumed_clips=resumed,
-        provenance=provenance(prep, chosen, wall_time, log.prior_invocations + 1),
+        provenance={**provenance(prep, chosen, wall_time, log.prior_invocations + 1), **(extra or {})},
     )
     write_json_atomic(path, result.to_json())
     return result
 
 
-def _finished(path: Path, prep: Prepared) -> RunResult | None:
+def finished(path: Path, prep: Prepared) -> RunResult | None:
     """The finished result of this identity, if one was written before."""
     if not path.is_file():
         return None
@@ -168,31 +127,9 @@ def _finished(path: Path, prep: Prepared) -> RunResult | None:
 
 def execute(options: RunOptions, feature_cache: FeatureCache | None = None, console=None) -> RunOutcome:
     """Runs (or resumes, or reports) the result of ``options``' identity."""
-    started = time.perf_counter()
-    options.check()
-    if feature_cache is None and options.feature_cache_dir:
-        feature_cache = FeatureCache(options.feature_cache_dir)
-    prep = prepare(options)
-    folder = result_folder(options.output_dir, options.dataset, options.model)
-    slug = prep.identity.slug()
-    path = folder / f"{slug}.json"
-    done = _finished(path, prep)
-    if done is not None:
-        return RunOutcome(path, done, reused=True, resumed=done.num_clips, latest=update_latest(path, done))
-    folders = CreatedFolders()
-    try:
-        folders.make(folder)
-        with RunLock(folder / f"{slug}.lock", f"the result {path}"):
-            done = _finished(path, prep)  # finished by another process while this one loaded
-            if done is not None:
-                return RunOutcome(path, done, reused=True, resumed=done.num_clips, latest=update_latest(path, done))
-            log = RecordLog(folder / f"{slug}.records.jsonl", prep.identity)
-            resumed = evaluate(prep, log, started, feature_cache, console)
-            result = write(prep, log, path, started, resumed)
-            return RunOutcome(path, result, resumed=resumed, latest=update_latest(path, result), notes=log.notes)
-    except BaseException:
-        folders.remove_empty()
-        raise
+    from dfbench.multi_run import execute_all
+
+    return execute_all([options], feature_cache, console)[0]
 
 
 def run(options: RunOptions, feature_cache: FeatureCache | None = None, console=None) -> Path:
@@ -200,4 +137,4 @@ def run(options: RunOptions, feature_cache: FeatureCache | None = None, console=
     return execute(options, feature_cache, console).path
 
 
-__all__ = ["RunOptions", "RunOutcome", "evaluate", "execute", "prepare", "run", "write"]
+__all__ = ["RunOptions", "RunOutcome", "execute", "finished", "prepare", "run", "write"]

@@ -125,8 +125,20 @@ class Prepared:
     cache_key: tuple[str, ...]
 
 
-def prepare(options) -> Prepared:
+def _shared(shared: dict | None, key: tuple, load):
+    """``load()`` once per key when runs share what they load (one feature space for many models)."""
+    if shared is None:
+        return load()
+    if key not in shared:
+        shared[key] = load()
+    return shared[key]
+
+
+def prepare(options, shared: dict | None = None) -> Prepared:
     """Checks names and data, loads weights, and derives the run identity.
+
+    ``shared`` (a dict kept by the caller) lets several runs use one loaded feature space
+    and data set.
 
     Raises:
         DfbenchError: any bad input, named with its fix; nothing has been written.
@@ -146,11 +158,18 @@ def prepare(options) -> Prepared:
 
     # The data tree before any weights: a wrong --data-root fails in a second, not after a download.
     hint = frame_size_hint(fs_name)
-    dataset = build_dataset(options.dataset, options.data_root, hint, options.dataset_options) if hint else None
+
+    def data(frame_size):
+        key = ("dataset", options.dataset, options.data_root, frame_size, repr(sorted(options.dataset_options.items())))
+        return _shared(shared, key, lambda: build_dataset(options.dataset, options.data_root, frame_size,
+                                                          options.dataset_options))
+
+    dataset = data(hint) if hint else None
     quiet_weight_loading()
-    feature_space = load_feature_space(fs_name, options.feature_space_path, device=str(device), dtype=dtype)
+    feature_space = _shared(shared, ("feature_space", fs_name, options.feature_space_path, str(device), str(dtype)),
+                            lambda: load_feature_space(fs_name, options.feature_space_path, device=str(device), dtype=dtype))
     if dataset is None or feature_space.frame_size != hint:
-        dataset = build_dataset(options.dataset, options.data_root, feature_space.frame_size, options.dataset_options)
+        dataset = data(feature_space.frame_size)
     model = build_model(model_cls, feature_space, options).to(device)
     heads = load_heads(fs_name, feature_space.dim, dataset_cls.name, dataset_cls.tasks, options.heads)
     heads = {task: head.to(device) for task, head in heads.items()}

@@ -1,4 +1,4 @@
-"""`dfbench run`: evaluate one model on one data set."""
+"""`dfbench run`: evaluate models on data sets, in one process or several (torchrun)."""
 
 from __future__ import annotations
 
@@ -20,8 +20,9 @@ def parse_heads(values: tuple[str, ...]) -> dict[str, str]:
 
 
 @click.command("run")
-@click.option("--model", required=True, help="Registered model name (see 'dfbench list').")
-@click.option("--dataset", required=True, help="Data set name (see 'dfbench list').")
+@click.option("--model", required=True,
+              help="Registered model name(s), comma-separated, or 'all' (see 'dfbench list').")
+@click.option("--dataset", required=True, help="Data set name(s), comma-separated (see 'dfbench list').")
 @click.option("--data-root", default=None, help="Root of the data set (else its environment variable or config).")
 @click.option("--split-file", default=None, help="KITTI only: the Eigen test split list.")
 @click.option("--feature-space", default=None, help="Feature space (default: tiny for synthetic, else dinov3-vitb16).")
@@ -44,40 +45,62 @@ def parse_heads(values: tuple[str, ...]) -> dict[str, str]:
               help="Option passed to the model's constructor (e.g. tokenizer=PATH); part of the result's identity.")
 @click.option("--dataset-arg", "dataset_args", multiple=True, metavar="KEY=VALUE",
               help="Option passed to the data set's constructor; part of the result's identity.")
+@click.option("--compile", "compile_", is_flag=True,
+              help="torch.compile the networks (pays on GPUs); recorded in the result's identity.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 def run_command(**kw) -> None:
-    """Evaluate one model on one data set and write <output-dir>/<dataset>/<model>/<run>.json.
+    """Evaluate models on data sets and write <output-dir>/<dataset>/<model>/<run>.json for each pair.
 
     Each run identity (weights, seed, samples, clips...) gets its own result file; the
     same command again resumes or reports it (see README, "What makes a result").
+    Several models (--model a,b or all) share each clip's decoding and backbone features.
+    Under torchrun the clips are split over the processes; rank 0 writes the results.
     """
-    from dfbench.run import RunOptions, execute
+    from dfbench.distributed import Ranks
+    from dfbench.multi_run import execute_all
+    from dfbench.run import RunOptions
     from dfbench.run_checks import parse_key_values
+    from dfbench.run_pairs import check_single_pair_options, expand_pairs
     from dfbench.run_summary import print_summary
 
+    pairs = expand_pairs(kw["model"], kw["dataset"], kw["feature_space"])
+    check_single_pair_options(pairs, kw)
     dataset_options = parse_key_values(kw["dataset_args"], "--dataset-arg")
     if kw["split_file"]:
         dataset_options["split_file"] = kw["split_file"]
-    options = RunOptions(
-        model=kw["model"],
-        dataset=kw["dataset"],
-        data_root=kw["data_root"],
-        feature_space=kw["feature_space"],
-        feature_space_path=kw["feature_space_path"],
-        checkpoint=kw["checkpoint"],
-        num_samples=kw["num_samples"],
-        horizons=tuple(h.strip() for h in kw["horizons"].split(",") if h.strip()),
-        batch_size=kw["batch_size"],
-        device=kw["device"],
-        seed=kw["seed"],
-        limit=kw["limit"],
-        output_dir=kw["output_dir"],
-        heads=parse_heads(kw["heads"]),
-        dataset_options=dataset_options,
-        model_options=parse_key_values(kw["model_args"], "--model-arg"),
-        precision=kw["precision"],
-        feature_cache_dir=kw["feature_cache"],
-        num_workers=kw["num_workers"],
-        progress=not kw["no_progress"],
-    )
-    print_summary(execute(options))
+    heads = parse_heads(kw["heads"])
+    model_options = parse_key_values(kw["model_args"], "--model-arg")
+    options = [
+        RunOptions(
+            model=model,
+            dataset=dataset,
+            data_root=kw["data_root"],
+            feature_space=kw["feature_space"],
+            feature_space_path=kw["feature_space_path"],
+            checkpoint=kw["checkpoint"],
+            num_samples=kw["num_samples"],
+            horizons=tuple(h.strip() for h in kw["horizons"].split(",") if h.strip()),
+            batch_size=kw["batch_size"],
+            device=kw["device"],
+            seed=kw["seed"],
+            limit=kw["limit"],
+            output_dir=kw["output_dir"],
+            heads=dict(heads),
+            dataset_options=dict(dataset_options),
+            model_options=dict(model_options),
+            precision=kw["precision"],
+            feature_cache_dir=kw["feature_cache"],
+            num_workers=kw["num_workers"],
+            progress=not kw["no_progress"],
+            compile=kw["compile_"],
+        )
+        for model, dataset in pairs
+    ]
+    ranks = Ranks.from_env()
+    try:
+        outcomes = execute_all(options, ranks=ranks)
+    finally:
+        ranks.stop()
+    for outcome in outcomes:
+        if outcome is not None:  # rank 0 reports; the other ranks computed their shards
+            print_summary(outcome)

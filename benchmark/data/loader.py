@@ -9,6 +9,7 @@ returns batches in that sequence.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import cv2
@@ -32,9 +33,30 @@ class ClipSequence(Dataset):
         return self.dataset.load(self.sample_ids[index])
 
 
-def collate_clips(clips: list[Clip]) -> list[Clip]:
-    """Keeps a batch as a list: clips differ in size across data sets and label layouts."""
-    return list(clips)
+class ClipBatch(list):
+    """A batch of clips: a list, since clips differ in size across data sets and label layouts.
+
+    The DataLoader's pin-memory thread calls :meth:`pin_memory` on it; a plain list of
+    dataclasses would pass through unpinned, and the copy to the GPU could not overlap.
+    """
+
+    def pin_memory(self, device: str | None = None) -> ClipBatch:
+        return ClipBatch(pin_clip(clip) for clip in self)
+
+
+def pin_clip(clip: Clip) -> Clip:
+    """The clip with its frames, timestamps and labels in page-locked memory."""
+    return dataclasses.replace(
+        clip,
+        frames=clip.frames.pin_memory(),
+        timestamps=clip.timestamps.pin_memory(),
+        labels={task: labels.pin_memory() for task, labels in clip.labels.items()},
+    )
+
+
+def collate_clips(clips: list[Clip]) -> ClipBatch:
+    """Keeps a batch as a list (see :class:`ClipBatch`)."""
+    return ClipBatch(clips)
 
 
 def _single_threaded_worker(_worker_id: int) -> None:
@@ -65,7 +87,8 @@ def clip_loader(
         prefetch_factor: batches each worker keeps ready (ignored with 0 workers).
         persistent_workers: keep workers alive between passes over the loader.
         sample_ids: a subset (or a shard) of the ids to load, in the order given.
-        pin_memory: pin the clip tensors for faster host-to-GPU copies.
+        pin_memory: pin the clip tensors (in the loader's pinning thread, off the main
+            one) so their copies to the GPU are asynchronous.
         multiprocessing_context: how workers start. "spawn" by default: a forked
             worker inherits OpenCV's and OpenMP's thread pools mid-state and can hang
             on its first resize once the parent has resized images itself.
