@@ -88,7 +88,7 @@ def test_downstream_oracle(fx, parts):
     data, expected = fx["data"], fx["metrics"]["downstream_oracle"]
     order = [list(data["labelled_frame_names"]).index(n) for n in expected["image_order"]]
     maps = fx["predictions"]["downstream_oracle"]
-    seg, depth = get_task("seg-mo"), get_task("reldepth256")
+    seg = get_task("seg-mo")
     classes = fx["config"]["dpt"]["nclass_segm"]
     one_hot = torch.nn.functional.one_hot(maps["segm"].long(), classes).permute(0, 3, 1, 2).float()
     confusion = sum(s for s in seg.statistics(one_hot, data["labels_segm_nearest_img_size"][order], classes) if s is not None)
