@@ -249,7 +249,7 @@ def render_main_table(table: MainTable) -> Table:
     cells = _cells(frame, layout)
     partial = any(any(p) for p in cells.partial)
     caption = [f"† {DAGGER_NOTE}"] * partial + [f"‡ {MIXED_NOTE}: {n}" for n in cells.notes(frame)]
-    caption += _uncertainty_notes(table)
+    caption += [escape(note) for note in _uncertainty_notes(table)]
     out = Table(title="Dense forecasting (Table 3 layout)", caption="\n".join(caption) or None)
     out.add_column("Model", no_wrap=True)
     for dataset, metric, horizon in column_groups(frame):
