@@ -84,7 +84,15 @@ def compare(
         raise DfbenchError(f"{model_a} and {model_b} share no metric on {dataset}; compare results of the same tasks.")
     num_classes = dict(get_dataset_spec(dataset).tasks)
     found = paired_difference(records_a, records_b, num_classes, pairs, level=level, resamples=resamples, seed=seed)
-    return [d for d in found if not d.metric.startswith("best_of_")], len(records_a)
+    metrics, horizons = list(metric_decimals()), list(result_a.identity.horizons)
+    stats = ("best", "mean", "single", "ensemble")
+
+    def order(d: PairedDifference) -> tuple[int, int, int, int]:
+        known = d.metric in metrics
+        return (not known, metrics.index(d.metric) if known else 0,
+                horizons.index(d.horizon) if d.horizon in horizons else len(horizons), stats.index(d.stat_a))
+
+    return sorted((d for d in found if not d.metric.startswith("best_of_")), key=order), len(records_a)
 
 
 def to_json(differences: list[PairedDifference]) -> list[dict[str, Any]]:
