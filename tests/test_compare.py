@@ -113,3 +113,17 @@ def test_missing_records_are_named(results: Path, tmp_path: Path):
         records.unlink()
     with pytest.raises(DfbenchError, match=r"the records of .* are missing"):
         compare(copy, "present", "copy-last", "synthetic")
+
+
+def test_table_of_real_runs_shows_intervals_and_seeds(dfbench_cli, results: Path, tmp_path: Path):
+    import shutil
+
+    copy = tmp_path / "seeds"
+    shutil.copytree(results, copy)
+    run(dfbench_cli, copy, "test-sampling-copy", "2", "--seed", "1")
+    found = dfbench_cli("table", "main", "--results-dir", str(copy), "--resamples", "100")
+    assert found.code == 0, found.err
+    assert "(2 seeds)" in found.out and "±" in found.out and "bootstrap over clips" in found.out
+    header = (copy / "tables" / "main.csv").read_text().splitlines()[0].split(",")
+    assert "synthetic/miou/short/best/seed_std" in header and "synthetic/num_seeds" in header
+    assert "synthetic/rmse/mid/single/ci_high" in header
