@@ -16,9 +16,9 @@ the S sampled features against the true features):
   best-of-S chooses there.
 
 Records keep them under ``samples/<horizon>/<step>/ensemble`` as sums, so they are
-merged, resumed and bootstrapped like the tasks' statistics. scoringrules' torch
-backend was not used: it is not installable here, and the direct formulas are short
-and tested against brute force.
+merged, resumed and bootstrapped like the tasks' statistics. scoringrules is not a
+dependency: its package is not in the index this project installs from, and the two
+formulas are a few lines here, tested against brute force over sample pairs and subsets.
 """
 
 from __future__ import annotations
