@@ -125,3 +125,15 @@ def ensemble_statistics(preds: torch.Tensor, targets: torch.Tensor, beta: float)
             per_step.append(stats)
         out.append(per_step)
     return out
+
+
+def clip_sample_scores(record: dict[str, Any]) -> dict[tuple[str, int], dict[str, float]]:
+    """One clip's sample scores, (horizon, step) -> metric -> value, from its record (JSON form)."""
+    from dfbench.results import parse_stat_key
+
+    owner, out = EnsembleStats(), {}
+    for key, data in record["stats"].items():
+        task, horizon, step, _ = parse_stat_key(key)
+        if task == ENSEMBLE:
+            out[(horizon, step)] = owner.compute(owner.from_json(data))
+    return out

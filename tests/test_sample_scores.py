@@ -74,3 +74,16 @@ def test_identical_samples_have_no_spread_and_a_perfect_forecast_scores_zero():
     metrics = EnsembleStats().compute(steps[-1])
     assert metrics["energy"] == pytest.approx(0.0, abs=1e-12) and metrics["energy_spread"] == 0.0
     assert math.isnan(metrics["spread_skill"])  # no error to compare the spread with
+
+
+def test_a_clips_scores_are_read_from_its_record():
+    from dfbench.evaluate import finalize_stats
+    from dfbench.sample_scores import clip_sample_scores
+
+    gen = torch.Generator().manual_seed(2)
+    preds, targets = torch.randn(1, 3, 2, 4, 5, generator=gen), torch.randn(1, 2, 4, 5, generator=gen)
+    (steps,) = ensemble_statistics(preds, targets, BETA)
+    record = finalize_stats({"sample_id": "a", "stats": {f"samples/mid/{k}/ensemble": s for k, s in enumerate(steps)}})
+    scores = clip_sample_scores(record)
+    assert set(scores) == {("mid", 0), ("mid", 1)} and "best_of_3" in scores[("mid", 1)]
+    assert scores[("mid", 0)]["energy"] == pytest.approx(EnsembleStats().compute(steps[0])["energy"])
