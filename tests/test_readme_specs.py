@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from dfbench.result_store import latest_result_path
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 SEG_HEAD = str(files("dfbench.heads").joinpath("assets", "tiny-synthetic-seg.safetensors"))
 NOBOM_PREDICTOR = str(files("dfbench.adapters").joinpath("assets", "tiny-deltaworld-nobom.safetensors"))
@@ -53,7 +55,7 @@ def test_readme_variant_is_one_spec_that_runs(dfbench_cli, tmp_path):
     result = dfbench_cli("run", "--model", "deltaworld-frame-nobom", "--dataset", "synthetic", "--limit", "1",
                          "--checkpoint", NOBOM_PREDICTOR, "--output-dir", str(tmp_path), "--no-progress")
     assert result.code == 0, result.err
-    payload = json.loads((tmp_path / "synthetic" / "deltaworld-frame-nobom.json").read_text())
+    payload = json.loads(latest_result_path(tmp_path, "synthetic", "deltaworld-frame-nobom").read_text())
     assert payload["stochastic"] is False and {m["stat"] for m in payload["metrics"]} == {"single"}
 
 
@@ -68,7 +70,7 @@ def test_readme_dataset_registers_checks_and_runs(dfbench_cli, tmp_path):
                       "--feature-space", "tiny", "--head", f"seg={SEG_HEAD}", "--output-dir", str(tmp_path / "out"),
                       "--num-workers", "0", "--no-progress")
     assert ran.code == 0, ran.err
-    payload = json.loads((tmp_path / "out" / "png-clips" / "copy-last.json").read_text())
+    payload = json.loads(latest_result_path(tmp_path / "out", "png-clips", "copy-last").read_text())
     assert payload["num_clips"] == 2 and payload["complete"] and payload["metrics"]
     (root / "clip-1" / "seg-3.png").unlink()
     broken = dfbench_cli("check-data", "--dataset", "png-clips", "--data-root", str(root))
@@ -126,4 +128,4 @@ def test_an_installed_dataset_package_is_found_through_its_entry_point(dataset_s
                    "--feature-space", "tiny", "--head", f"seg={SEG_HEAD}", "--limit", "1",
                    "--output-dir", str(tmp_path / "out"), "--no-progress", cwd=tmp_path)
     assert ran.returncode == 0, ran.stderr
-    assert json.loads((tmp_path / "out" / "png-clips" / "copy-last.json").read_text())["num_clips"] == 1
+    assert json.loads(latest_result_path(tmp_path / "out", "png-clips", "copy-last").read_text())["num_clips"] == 1
