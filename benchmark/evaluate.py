@@ -19,6 +19,8 @@ from dfbench.features.base import FeatureSpace
 from dfbench.heads.linear import features_to_map
 from dfbench.protocol import Window, align_to_labels, label_halves, square_crops, windows
 from dfbench.results import parse_stat_key, stat_key
+from dfbench.sample_scores import ENSEMBLE, EnsembleStats, ensemble_statistics, stats_owner
+from dfbench.sample_scores import STAT as ENSEMBLE_STAT
 from dfbench.scoring import score_rollouts
 from dfbench.tasks import Task, get_task
 
@@ -112,8 +114,12 @@ class Evaluator:
         stats: list[dict[str, Any]] = [{} for _ in clips]
         rows = crop_rows(clips)
         for window in self.windows():
-            for stat, chosen in self.forecast(clips, window).items():
+            preds, targets = self.rollouts(clips, window)
+            scored = score_rollouts(preds, targets, self.model.stochastic, self.protocol.loss_beta)
+            for stat, chosen in scored.items():
                 self._accumulate(stats, clips, rows, window, stat, chosen)
+            if self.model.stochastic and preds.shape[1] > 1:
+                self._accumulate_ensemble(stats, rows, window, preds, targets)
         return [{"sample_id": c.clip.sample_id, "stats": s} for c, s in zip(clips, stats)]
 
     @torch.no_grad()
@@ -124,6 +130,12 @@ class Evaluator:
         read, one row per crop of :func:`crop_rows`. Scored with the protocol's loss, so
         what the demo figure shows is what the evaluation scores.
         """
+        preds, targets = self.rollouts(clips, window)
+        return score_rollouts(preds, targets, self.model.stochastic, self.protocol.loss_beta)
+
+    @torch.no_grad()
+    def rollouts(self, clips: list[EncodedClip], window: Window) -> tuple[torch.Tensor, torch.Tensor]:
+        """Checked predictions [rows, S, K, N, D] (float32) and true features [rows, K, N, D] of one window."""
         rows = crop_rows(clips)
         grid = clips[0].grid
         if any(c.grid != grid for c in clips):
@@ -144,7 +156,7 @@ class Evaluator:
         with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
             forecast = self.model.predict(context, timestamps[:, tgt], self.num_samples)
         preds = self._checked(forecast.features, features.shape, len(tgt))
-        return score_rollouts(preds.float(), features[:, tgt], self.model.stochastic, self.protocol.loss_beta)
+        return preds.float(), features[:, tgt]
 
     @torch.no_grad()
     def aligned_outputs(
@@ -182,6 +194,14 @@ class Evaluator:
                 labels = clips[i].halves[name][r][targets].to(aligned.device)
                 self._add(stats[i], task, window.horizon_name, stat, aligned, labels)
 
+    def _accumulate_ensemble(self, stats, rows, window: Window, preds: torch.Tensor, targets: torch.Tensor) -> None:
+        """Adds the sample scores (``dfbench.sample_scores``) of every crop row to its clip's record."""
+        owner = EnsembleStats()
+        for (i, _), per_step in zip(rows, ensemble_statistics(preds, targets, self.protocol.loss_beta)):
+            for step, step_stats in enumerate(per_step):
+                key = stat_key(ENSEMBLE, window.horizon_name, step, ENSEMBLE_STAT)
+                stats[i][key] = step_stats if key not in stats[i] else owner.merge(stats[i][key], step_stats)
+
     @staticmethod
     def _add(stats: dict[str, Any], task: Task, horizon: str, stat: str, outputs: torch.Tensor, labels: torch.Tensor) -> None:
         """Adds one crop's per-step statistics ([K, C, h, w] outputs vs [K, h, w] labels).
@@ -197,7 +217,7 @@ class Evaluator:
 
 def finalize_stats(record: dict[str, Any]) -> dict[str, Any]:
     """Turns each task's in-memory statistics into their JSON form."""
-    out = {key: get_task(parse_stat_key(key)[0]).to_json(value) for key, value in record["stats"].items()}
+    out = {key: stats_owner(parse_stat_key(key)[0]).to_json(value) for key, value in record["stats"].items()}
     return {"sample_id": record["sample_id"], "stats": out}
 
 

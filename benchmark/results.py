@@ -13,7 +13,8 @@ from dfbench.errors import DfbenchError
 from dfbench.files import check_writable, write_json_atomic
 from dfbench.record_log import RecordLog, read_records
 from dfbench.schema import SCHEMA_VERSION
-from dfbench.tasks import Task, get_task
+from dfbench.sample_scores import ENSEMBLE, stats_owner
+from dfbench.tasks import Task
 
 __all__ = ["SCHEMA_VERSION", "RecordLog", "aggregate", "check_writable", "headline", "read_records",
            "write_json_atomic"]
@@ -40,13 +41,13 @@ def aggregate(records: Iterable[dict[str, Any]], num_classes: dict[str, int]) ->
         for key, data in record["stats"].items():
             name = parse_stat_key(key)[0]
             if name not in tasks:
-                if name not in num_classes:
+                if name not in num_classes and name != ENSEMBLE:
                     raise DfbenchError(
                         f"records hold '{name}' statistics but the data set declares only {sorted(num_classes)}; "
                         "aggregate them with the data set that wrote them."
                     )
-                tasks[name] = get_task(name)
-            stats = tasks[name].from_json(data, num_classes[name])
+                tasks[name] = stats_owner(name)
+            stats = tasks[name].from_json(data, num_classes.get(name, 1))
             totals[key] = tasks[name].merge(totals[key], stats) if key in totals else stats
     entries = []
     for key in sorted(totals):

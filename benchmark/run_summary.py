@@ -22,7 +22,10 @@ def print_summary(outcome: RunOutcome, console: Console | None = None) -> None:
     table = Table(title=title)
     for column in ("metric", "horizon", "stat", "value"):
         table.add_column(column, justify="right" if column == "value" else "left")
-    for entry in result.metrics:
+    # The task metrics first; of the best-of-k curve only its ends (the whole curve is in the result file).
+    last_k = f"best_of_{result.identity.num_samples}"
+    shown = [e for e in result.metrics if not e.metric.startswith("best_of_") or e.metric in ("best_of_1", last_k)]
+    for entry in sorted(shown, key=lambda e: e.stat == "ensemble"):
         table.add_row(entry.metric, entry.horizon, entry.stat, f"{entry.value:.4g}")
     console.print(table)
     if outcome.reused:

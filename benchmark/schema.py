@@ -16,7 +16,7 @@ from typing import Any
 from dfbench.errors import DfbenchError
 
 SCHEMA_VERSION = 2
-STATS = ("best", "mean", "single")
+STATS = ("best", "mean", "single", "ensemble")  # "ensemble": sample scores of all S samples
 
 
 def _bad(where: str, reason: str) -> DfbenchError:

@@ -36,14 +36,67 @@ def _primary(row: pd.Series, key: str) -> float:
     return math.nan
 
 
-def _cell(row: pd.Series, key: str, decimals: int) -> str | None:
+def _shown(row: pd.Series, key: str) -> list[str]:
+    """The stats a cell shows, in order: best (mean) for sampling models, else the one there is."""
     best, mean, single = (row[f"{key}/{s}"] for s in STATS)
     if not pd.isna(best):
-        return format_number(best, decimals) + ("" if pd.isna(mean) else f" ({format_number(mean, decimals)})")
-    for value in (single, mean):
-        if not pd.isna(value):
-            return format_number(value, decimals)
-    return None
+        return ["best"] + ([] if pd.isna(mean) else ["mean"])
+    return next(([stat] for stat, value in (("single", single), ("mean", mean)) if not pd.isna(value)), [])
+
+
+def _optional(row: pd.Series, column: str) -> float:
+    value = row.get(column)
+    return math.nan if value is None or pd.isna(value) else float(value)
+
+
+@dataclass(frozen=True)
+class _Style:
+    """How a cell writes "mean ± std over seeds" and whether it carries its intervals inline."""
+
+    plus_minus: str
+    interval: str | None  # format of an inline interval, None: intervals go on a second line
+
+
+TERMINAL = _Style("±", None)
+LATEX = _Style(r" $\pm$ ", r" {{\scriptsize [{low}, {high}]}}")
+
+
+def _interval(row: pd.Series, column: str, decimals: int) -> tuple[str, str] | None:
+    low, high = _optional(row, f"{column}/ci_low"), _optional(row, f"{column}/ci_high")
+    if math.isnan(low) or math.isnan(high):
+        return None
+    return format_number(low, decimals), format_number(high, decimals)
+
+
+def _cell(row: pd.Series, key: str, decimals: int, style: _Style = TERMINAL, inline: bool = False) -> str | None:
+    """"55.4 (53.7)", with "±std" over seeds and the intervals (inline, or on a second line)."""
+    shown = _shown(row, key)
+    if not shown:
+        return None
+    numbers, intervals = [], []
+    for stat in shown:
+        column = f"{key}/{stat}"
+        text = format_number(row[column], decimals)
+        std = _optional(row, f"{column}/seed_std")
+        text += "" if math.isnan(std) else style.plus_minus + format_number(std, decimals)
+        interval = _interval(row, column, decimals)
+        if interval is not None and inline and style.interval is not None:
+            text += style.interval.format(low=interval[0], high=interval[1])
+        numbers.append(text)
+        intervals.append(None if interval is None else f"[{interval[0]}, {interval[1]}]")
+    text = numbers[0] + "".join(f" ({n})" for n in numbers[1:])
+    if style.interval is None and any(intervals):
+        text += "\n" + (intervals[0] or "–") + "".join(f" ({i or '–'})" for i in intervals[1:])
+    return text
+
+
+def _name(frame: pd.DataFrame, i: int) -> str:
+    """The row's display name, with its seed count when it is a mean over several seeds."""
+    counts = {int(frame[c].iloc[i]) for c in frame.columns if c.endswith("/num_seeds") and not pd.isna(frame[c].iloc[i])}
+    name = str(frame["name"].iloc[i])
+    if len(counts) == 1 and (n := counts.pop()) > 1:
+        return f"{name} ({n} seeds)"
+    return name
 
 
 def _bold_rows(frame: pd.DataFrame, key: str, metric: dict[str, Any]) -> set[int]:
@@ -94,12 +147,12 @@ class _Cells:
         return out
 
 
-def _cells(frame: pd.DataFrame, layout: Layout) -> _Cells:
+def _cells(frame: pd.DataFrame, layout: Layout, style: _Style = TERMINAL, inline: bool = False) -> _Cells:
     groups = column_groups(frame)
     bold_by_col = [_bold_rows(frame, "/".join(g), layout.metric(g[1])) for g in groups]
     text, bold, partial, mixed = [], [], [], []
     for i, (_, row) in enumerate(frame.iterrows()):
-        text.append([_cell(row, "/".join(g), layout.metric(g[1])["decimals"]) for g in groups])
+        text.append([_cell(row, "/".join(g), layout.metric(g[1])["decimals"], style, inline) for g in groups])
         bold.append([i in rows for rows in bold_by_col])
         partial.append([_partial(row, g[0]) for g in groups])
         mixed.append([_mixed(row, g[0]) and text[-1][j] is not None for j, g in enumerate(groups)])
@@ -127,15 +180,16 @@ def _header_blocks(frame: pd.DataFrame) -> list[tuple[str, str, int]]:
     return runs
 
 
-def format_latex(table: MainTable) -> str:
+def format_latex(table: MainTable, ci_latex: bool = False) -> str:
     """A booktabs ``tabular`` ready to paste into a paper.
 
     Bounds sit in their own blocks and are never bolded; the best primary value
     (best-of-S, or the single prediction) of each column among the other measured
-    rows is bold; missing cells are an en dash; partial runs carry a dagger.
+    rows is bold; missing cells are an en dash; partial runs carry a dagger. Means
+    over seeds read "m ± s" (``$\\pm$``); ``ci_latex`` adds each value's interval in small type.
     """
     frame, layout = table.frame, load_layout()
-    cells = _cells(frame, layout)
+    cells = _cells(frame, layout, LATEX, inline=ci_latex)
     has_flops = "gflops" in frame.columns
     ncols = 1 + len(column_groups(frame)) + has_flops
     top, rules, col = [""], [], 2
@@ -156,7 +210,7 @@ def format_latex(table: MainTable) -> str:
     for block in _blocks(frame):
         rows = []
         for i in block:
-            row = [tex_escape(frame["name"].iloc[i])]
+            row = [tex_escape(_name(frame, i))]
             for text, bold, partial, mixed in zip(cells.text[i], cells.bold[i], cells.partial[i], cells.mixed[i]):
                 if text is None:
                     row.append(MISSING_TEX)
@@ -172,17 +226,30 @@ def format_latex(table: MainTable) -> str:
         footer.append(tex_row([rf"\multicolumn{{{ncols}}}{{l}}{{\footnotesize $^\dagger${DAGGER_NOTE}}}"]))
     for note in cells.notes(frame):
         footer.append(tex_row([rf"\multicolumn{{{ncols}}}{{l}}{{\footnotesize $^\ddagger${MIXED_NOTE}: {tex_escape(note)}}}"]))
+    for note in _uncertainty_notes(table, ci_latex):
+        footer.append(tex_row([rf"\multicolumn{{{ncols}}}{{l}}{{\footnotesize {tex_escape(note)}}}"]))
     columns = f"l{'c' * len(column_groups(frame))}{'r' if has_flops else ''}"
     comments = [f"dfbench table main: {table.source}", r"needs \usepackage{booktabs}"]
     return booktabs(columns, header, blocks, comments=comments, footer=footer)
 
 
+def _uncertainty_notes(table: MainTable, intervals_shown: bool = True) -> list[str]:
+    """Caption lines that say what the intervals and the ± are, when the table has them."""
+    frame, notes = table.frame, []
+    if intervals_shown and any(c.endswith("/ci_low") and frame[c].notna().any() for c in frame.columns):
+        notes.append(f"[low, high]: {100 * table.ci:g}% interval, bootstrap over clips.")
+    if any(c.endswith("/seed_std") and frame[c].notna().any() for c in frame.columns):
+        notes.append("m ± s: mean and standard deviation over seeds (seed count after the name).")
+    return notes
+
+
 def render_main_table(table: MainTable) -> Table:
-    """The same table for the terminal: bold best, dim reported rows, † partial runs."""
+    """The same table for the terminal: bold best, dim reported rows, † partial runs, intervals below values."""
     frame, layout = table.frame, load_layout()
     cells = _cells(frame, layout)
     partial = any(any(p) for p in cells.partial)
     caption = [f"† {DAGGER_NOTE}"] * partial + [f"‡ {MIXED_NOTE}: {n}" for n in cells.notes(frame)]
+    caption += [escape(note) for note in _uncertainty_notes(table)]
     out = Table(title="Dense forecasting (Table 3 layout)", caption="\n".join(caption) or None)
     out.add_column("Model", no_wrap=True)
     for dataset, metric, horizon in column_groups(frame):
@@ -194,10 +261,14 @@ def render_main_table(table: MainTable) -> Table:
         out.add_column("GFLOPs", justify="right")
     for block in _blocks(frame):
         for i in block:
-            row = [escape(frame["name"].iloc[i])]
+            row = [escape(_name(frame, i))]
             for text, bold, part, mixed in zip(cells.text[i], cells.bold[i], cells.partial[i], cells.mixed[i]):
-                text = "–" if text is None else text + ("†" if part else "") + ("‡" if mixed else "")
-                row.append(f"[bold]{text}[/bold]" if bold else text)
+                if text is None:
+                    row.append("–")
+                    continue
+                first, newline, rest = text.partition("\n")
+                first = escape(first + ("†" if part else "") + ("‡" if mixed else ""))
+                row.append((f"[bold]{first}[/bold]" if bold else first) + newline + escape(rest))
             if "gflops" in frame.columns:
                 row.append(_gflops(frame["gflops"].iloc[i]) or "–")
             out.add_row(*row, style="dim" if frame["role"].iloc[i] == "reference" else None,

@@ -15,6 +15,12 @@ CSV schema (``main.csv``), one row per table row, in table order:
 - ``<dataset>/<metric>/<horizon>/<stat>`` for stat in best, mean, single: every
   statistic gets a column, empty where it does not apply, so the schema does not
   depend on which models ran;
+- ``<column>/ci_low`` and ``<column>/ci_high`` right after each such column, unless the
+  table is built with ``ci=0``: the clip-level bootstrap interval (``dfbench.uncertainty``)
+  at the table's level, empty where the records are not beside the result;
+- ``<column>/seed_std`` after those, and ``<dataset>/num_seeds``, only when some result was
+  run with several seeds (same identity but the seed): the value columns then hold the
+  mean over seeds and ``seed_std`` their standard deviation (empty for one seed);
 - ``<dataset>/num_clips`` and ``<dataset>/complete``: ``False`` marks a partial run;
 - ``<dataset>/deviation``: only in a table built with ``--allow-mixed`` whose results
   differ in settings; names how that row's result differs (e.g. ``samples 2 (others 20)``).
@@ -36,7 +42,7 @@ from dfbench.errors import DfbenchError
 from dfbench.files import write_text_atomic
 from dfbench.tasks import metric_defs
 
-STATS = ("best", "mean", "single")
+STATS = ("best", "mean", "single")  # the sample scores ("ensemble") are not in this table
 
 
 @dataclass(frozen=True)
@@ -102,6 +108,7 @@ class MainTable:
 
     frame: pd.DataFrame
     source: str
+    ci: float = 0.0  # level of the interval columns; 0 when there are none
 
 
 # ---------------------------------------------------------------- reading results
@@ -136,13 +143,18 @@ def load_results(results_dir: str | Path, allow_mixed: bool = False) -> list[dic
             between the results of one data set (unless ``allow_mixed``).
     """
     from dfbench.result_store import check_mixing, load_latest
+    from dfbench.table_intervals import seed_siblings
 
     horizons = load_layout().horizons
     found = load_latest(results_dir)
     for path, result in found:
         _check_result(result.to_json(), path, horizons)
     mixed = check_mixing([r for _, r in found], allow_mixed)
-    return [{**r.to_json(), "deviation": mixed.get((r.model, r.dataset))} for _, r in found]
+    out = []
+    for path, r in found:
+        seeds = [{**s.to_json(), "path": str(p)} for p, s in seed_siblings(path, r)]
+        out.append({**r.to_json(), "path": str(path), "seeds": seeds, "deviation": mixed.get((r.model, r.dataset))})
+    return out
 
 
 def load_flops(path: str | Path) -> dict[str, float]:
@@ -178,7 +190,7 @@ def _groups(results: list[dict], layout: Layout) -> list[tuple[str, str, str]]:
     """(dataset, metric, horizon) columns in table order, for what the results contain."""
     metrics_of: dict[str, set[str]] = {}
     for result in results:
-        metrics_of.setdefault(result["dataset"], set()).update(e["metric"] for e in result["metrics"])
+        metrics_of.setdefault(result["dataset"], set()).update(e["metric"] for e in result["metrics"] if e["stat"] in STATS)
     return [
         (dataset, metric, horizon)
         for dataset in _ordered(set(metrics_of), list(layout.datasets))
@@ -218,7 +230,8 @@ def _reference_rows(layout: Layout, groups: list[tuple[str, str, str]]) -> dict[
     return rows
 
 
-def main_table(results: list[dict], reference: bool = False, flops: dict[str, float] | None = None) -> MainTable:
+def main_table(results: list[dict], reference: bool = False, flops: dict[str, float] | None = None,
+               ci: float = 0.0, resamples: int = 1000) -> MainTable:
     """Builds the Table 3 layout from parsed results files.
 
     Args:
@@ -226,6 +239,8 @@ def main_table(results: list[dict], reference: bool = False, flops: dict[str, fl
         reference: put the reported number row ("<name> (paper)") right under each of
             our rows that has one, so every reported value sits beside ours.
         flops: GFLOPs per model; adds a ``gflops`` column when given.
+        ci: level of the bootstrap intervals (0: no interval columns).
+        resamples: bootstrap replicates per interval.
 
     Returns:
         The table; see the module docstring for the frame's columns.
@@ -234,13 +249,23 @@ def main_table(results: list[dict], reference: bool = False, flops: dict[str, fl
         raise DfbenchError("no results to tabulate; run 'dfbench run --model M --dataset D' first")
     layout = load_layout()
     groups = _groups(results, layout)
+    from dfbench.table_intervals import interval_values, seed_values
+
+    seeded = any(len(r.get("seeds") or ()) > 1 for r in results)
+    extras = [*(("ci_low", "ci_high") if ci else ()), *(("seed_std",) if seeded else ())]
     value_columns = [f"{d}/{m}/{h}/{s}" for d, m, h in groups for s in STATS]
     datasets = list(dict.fromkeys(d for d, _, _ in groups))
     by_model: dict[str, dict[str, Any]] = {}
     for result in results:
         row = by_model.setdefault(result["model"], {})
         for e in result["metrics"]:
-            row[f"{result['dataset']}/{e['metric']}/{e['horizon']}/{e['stat']}"] = float(e["value"])
+            if e["stat"] in STATS:
+                row[f"{result['dataset']}/{e['metric']}/{e['horizon']}/{e['stat']}"] = float(e["value"])
+        seeds = result.get("seeds") or [result]
+        if seeded:
+            row.update(seed_values(seeds))
+        if ci:
+            row.update(interval_values(seeds, ci, resamples))
         row[f"{result['dataset']}/num_clips"] = result.get("num_clips")
         row[f"{result['dataset']}/complete"] = result["complete"]
         if result.get("deviation"):
@@ -264,28 +289,33 @@ def main_table(results: list[dict], reference: bool = False, flops: dict[str, fl
             short = layout.models[model].get("short", layout.model_name(model))
             records.append({"model": model, "name": short + layout.reference["suffix"], "role": "reference", **ref})
 
-    columns = ["model", "name", "role", *(["gflops"] if flops is not None else []), *value_columns]
-    columns += [f"{d}/{k}" for d in datasets for k in ("num_clips", "complete")]
+    numeric = [c for v in value_columns for c in (v, *(f"{v}/{x}" for x in extras))]
+    columns = ["model", "name", "role", *(["gflops"] if flops is not None else []), *numeric]
+    columns += [f"{d}/{k}" for d in datasets for k in ("num_clips", *(["num_seeds"] if seeded else []), "complete")]
     columns += [f"{d}/deviation" for d in datasets if any(r["dataset"] == d and r.get("deviation") for r in results)]
     frame = pd.DataFrame.from_records(records).reindex(columns=columns)
-    frame[value_columns] = frame[value_columns].astype("float64")
+    frame[numeric] = frame[numeric].astype("float64")
     for d in datasets:
         frame[f"{d}/num_clips"] = frame[f"{d}/num_clips"].astype("Int64")
+        if seeded:
+            frame[f"{d}/num_seeds"] = frame[f"{d}/num_seeds"].astype("Int64")
         frame[f"{d}/complete"] = frame[f"{d}/complete"].astype("boolean")
-    return MainTable(frame=frame, source=_source(results, reference, layout))
+    return MainTable(frame=frame, source=_source(results, reference, layout), ci=ci)
 
 
 # ---------------------------------------------------------------- writing
 
 
-def build_main_table(results_dir: str | Path, reference: bool = False, allow_mixed: bool = False) -> MainTable:
+def build_main_table(results_dir: str | Path, reference: bool = False, allow_mixed: bool = False,
+                     ci: float = 0.95, resamples: int = 1000) -> MainTable:
     """``main_table`` of the results under ``results_dir``, with its ``flops.csv`` if any."""
     flops_path = Path(results_dir) / "flops.csv"
     flops = load_flops(flops_path) if flops_path.is_file() else None
-    return main_table(load_results(results_dir, allow_mixed), reference=reference, flops=flops)
+    return main_table(load_results(results_dir, allow_mixed), reference=reference, flops=flops, ci=ci,
+                      resamples=resamples)
 
 
-def save_main_table(table: MainTable, out_dir: str | Path) -> tuple[Path, Path]:
+def save_main_table(table: MainTable, out_dir: str | Path, ci_latex: bool = False) -> tuple[Path, Path]:
     """Writes ``main.csv`` and ``main.tex`` into ``out_dir`` (created if needed)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -294,12 +324,13 @@ def save_main_table(table: MainTable, out_dir: str | Path) -> tuple[Path, Path]:
     from dfbench.table_render import format_latex
 
     write_text_atomic(csv_path, table.frame.to_csv(index=False, lineterminator="\n"))
-    write_text_atomic(tex_path, format_latex(table))
+    write_text_atomic(tex_path, format_latex(table, ci_latex=ci_latex))
     return csv_path, tex_path
 
 
 def write_main_table(results_dir: str | Path, out_dir: str | Path | None = None,
-                     reference: bool = False, allow_mixed: bool = False) -> tuple[Path, Path]:
+                     reference: bool = False, allow_mixed: bool = False, ci: float = 0.95,
+                     resamples: int = 1000, ci_latex: bool = False) -> tuple[Path, Path]:
     """Builds the main table from ``results_dir`` and writes it.
 
     Args:
@@ -307,9 +338,12 @@ def write_main_table(results_dir: str | Path, out_dir: str | Path | None = None,
         out_dir: where ``main.csv`` and ``main.tex`` go; ``<results_dir>/tables`` by default.
         reference: add the reported rows beside ours.
         allow_mixed: tabulate results whose settings differ, marking their cells.
+        ci: level of the bootstrap intervals (0: none).
+        resamples: bootstrap replicates per interval.
+        ci_latex: print the intervals in the LaTeX too.
 
     Returns:
         The paths of the csv and the tex file.
     """
-    table = build_main_table(results_dir, reference=reference, allow_mixed=allow_mixed)
-    return save_main_table(table, Path(results_dir) / "tables" if out_dir is None else out_dir)
+    table = build_main_table(results_dir, reference=reference, allow_mixed=allow_mixed, ci=ci, resamples=resamples)
+    return save_main_table(table, Path(results_dir) / "tables" if out_dir is None else out_dir, ci_latex=ci_latex)

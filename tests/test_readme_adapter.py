@@ -22,4 +22,4 @@ def test_readme_adapter_registers_and_runs(dfbench_cli, tmp_path):
     from dfbench.result_store import latest_result_path
 
     payload = json.loads(latest_result_path(tmp_path, "synthetic", "linear-extrapolation").read_text())
-    assert {m["stat"] for m in payload["metrics"]} == {"best", "mean"}
+    assert {m["stat"] for m in payload["metrics"]} == {"best", "mean", "ensemble"}  # ensemble: the sample scores

@@ -134,6 +134,8 @@ def test_validation_runs_reproduce_every_accumulated_metric(fixture_a, feature_s
     found = {}
     for (dataset, ctx), recs in records.items():
         for entry in aggregate(recs, num_classes[dataset]):
+            if entry["stat"] == "ensemble":  # the samples' scores: beyond what the reference computes
+                continue
             task = "seg_miou" if entry["metric"] == "miou" else "depth_rmse"
             key = f"{dataset}/c{ctx}_{entry['horizon']}_t{entry['step']}_{task}_{entry['stat']}"
             found[key] = entry["value"] / (100.0 if entry["metric"] == "miou" else 1.0)

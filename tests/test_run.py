@@ -87,7 +87,9 @@ def test_stochastic_model_gets_best_and_mean_and_is_batch_size_invariant(dfbench
         assert result.code == 0, result.err
         outs.append(json.loads(_latest(out, "test-noisy-copy").read_text()))
     assert outs[0]["metrics"] == outs[1]["metrics"]
-    assert {m["stat"] for m in outs[0]["metrics"]} == {"best", "mean"}
+    assert {m["stat"] for m in outs[0]["metrics"]} == {"best", "mean", "ensemble"}
+    scores = {m["metric"] for m in outs[0]["metrics"] if m["stat"] == "ensemble"}
+    assert scores == {"energy", "energy_skill", "energy_spread", "spread_skill", *(f"best_of_{k}" for k in range(1, 6))}
     best = {(m["metric"], m["horizon"]): m["value"] for m in outs[0]["metrics"] if m["stat"] == "best"}
     mean = {(m["metric"], m["horizon"]): m["value"] for m in outs[0]["metrics"] if m["stat"] == "mean"}
     assert best != mean

@@ -110,7 +110,8 @@ def results(tmp_path: Path) -> Path:
 
 
 def test_matches_golden_csv_and_tex(results: Path):
-    csv_path, tex_path = write_main_table(results)
+    # The goldens hold the values without intervals (these results have no records); see test_table_uncertainty.
+    csv_path, tex_path = write_main_table(results, ci=0)
     assert (csv_path, tex_path) == (results / "tables" / "main.csv", results / "tables" / "main.tex")
     assert csv_path.read_text(encoding="utf-8") == (GOLDEN / "main.csv").read_text(encoding="utf-8")
     assert tex_path.read_text(encoding="utf-8") == (GOLDEN / "main.tex").read_text(encoding="utf-8")
@@ -122,7 +123,11 @@ def test_row_and_column_order(results: Path):
     frame = build_main_table(results).frame
     assert list(frame["model"]) == ["copy-last", "dino-world", "deltaworld", "acme_wm", "present"]
     assert list(frame["role"]) == ["lower_bound", "model", "model", "model", "upper_bound"]
-    assert frame.columns[4:7].tolist() == ["vspw/miou/short/best", "vspw/miou/short/mean", "vspw/miou/short/single"]
+    assert frame.columns[4:10].tolist() == [
+        "vspw/miou/short/best", "vspw/miou/short/best/ci_low", "vspw/miou/short/best/ci_high",
+        "vspw/miou/short/mean", "vspw/miou/short/mean/ci_low", "vspw/miou/short/mean/ci_high"]
+    # No records beside these results: the interval columns exist (a fixed schema) but are empty.
+    assert frame["vspw/miou/short/best/ci_low"].isna().all()
     # Real data sets first, then synthetic with both metrics.
     groups = list(dict.fromkeys(c.rsplit("/", 2)[0] for c in frame.columns if c.count("/") == 3))
     assert groups == ["vspw/miou", "synthetic/miou", "synthetic/rmse"]
@@ -231,14 +236,18 @@ def test_a_partial_result_never_displaces_a_complete_one(tmp_path: Path):
     assert only["complete"] and json.loads((complete.parent / LATEST).read_text())["result"] == complete.name
 
 
-def test_several_seeds_coexist_and_the_latest_is_tabulated(tmp_path: Path):
+def test_several_seeds_coexist_and_are_tabulated_as_mean_and_std(tmp_path: Path):
     values = {("miou", "short"): (50.0, 45.0), ("miou", "mid"): (40.0, 35.0)}
     write_result(tmp_path, result_file("deltaworld", "vspw", True, True, values))
     later = {("miou", "short"): (52.0, 46.0), ("miou", "mid"): (41.0, 36.0)}
     write_result(tmp_path, result_file("deltaworld", "vspw", True, True, later, seed=1))
-    assert sorted(r.identity.seed for _, r in load_all(tmp_path)) == [0, 1]
+    # Another configuration (fewer samples) is not a seed of this one.
+    write_result(tmp_path, result_file("deltaworld", "vspw", True, True, later, seed=2, num_samples=5))
+    assert sorted(r.identity.seed for _, r in load_all(tmp_path)) == [0, 1, 2]
+    write_result(tmp_path, result_file("deltaworld", "vspw", True, True, later, seed=1))  # latest: seed 1, n20
     (row,) = main_table(load_results(tmp_path)).frame.to_dict("records")
-    assert row["vspw/miou/short/best"] == 52.0
+    assert row["vspw/miou/short/best"] == 51.0 and row["vspw/num_seeds"] == 2
+    assert row["vspw/miou/short/best/seed_std"] == pytest.approx(2 ** 0.5)
 
 
 @pytest.mark.parametrize(

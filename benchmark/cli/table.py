@@ -30,15 +30,27 @@ def table() -> None:
 @click.option("--reference", is_flag=True, help="Add the paper's reported numbers under our rows.")
 @click.option("--allow-mixed", is_flag=True,
               help="Tabulate results whose settings differ (samples, feature space...), marking those cells.")
-def main_table_command(results_dir: Path, out_dir: Path | None, reference: bool, allow_mixed: bool) -> None:
-    """The main results table (the paper's Table 3 layout) as csv, LaTeX and on screen."""
+@click.option("--ci", "ci", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.95, show_default=True,
+              metavar="LEVEL", help="Level of the clip-bootstrap intervals of every value; 0 for none.")
+@click.option("--resamples", type=click.IntRange(10), default=1000, show_default=True,
+              help="Bootstrap replicates per interval.")
+@click.option("--ci-latex", is_flag=True, help="Print the intervals in main.tex too (always in main.csv).")
+def main_table_command(results_dir: Path, out_dir: Path | None, reference: bool, allow_mixed: bool,
+                       ci: float, resamples: int, ci_latex: bool) -> None:
+    """The main results table (the paper's Table 3 layout) as csv, LaTeX and on screen.
+
+    Every value gets an interval from a bootstrap over clips, recomputed from the
+    records beside each result; results of one configuration with several seeds
+    show as mean ± standard deviation over the seeds.
+    """
     from rich.console import Console
 
     from dfbench.table_render import render_main_table
     from dfbench.tables import build_main_table, save_main_table
 
-    built = build_main_table(results_dir, reference=reference, allow_mixed=allow_mixed)
-    csv_path, tex_path = save_main_table(built, out_dir if out_dir is not None else results_dir / "tables")
+    built = build_main_table(results_dir, reference=reference, allow_mixed=allow_mixed, ci=ci, resamples=resamples)
+    csv_path, tex_path = save_main_table(built, out_dir if out_dir is not None else results_dir / "tables",
+                                         ci_latex=ci_latex)
     console = Console()
     console.print(render_main_table(built))
     console.print(f"wrote {csv_path} and {tex_path}")
