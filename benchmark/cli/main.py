@@ -22,6 +22,7 @@ LAZY_COMMANDS = {
     "check-data": "dfbench.cli.check_data:check_data",
     "train": "dfbench.cli.train:train_group",
     "flops": "dfbench.cli.flops:flops_command",
+    "report": "dfbench.cli.report:report_command",
 }
 # Old spellings that still work but are not listed in --help.
 HIDDEN_ALIASES = {
