@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.ticker import NullFormatter  # noqa: E402
 
 SEG_IGNORE = 255
 DEPTH_CMAP = "magma_r"  # near is bright: the eye finds close objects first
@@ -224,23 +225,28 @@ def accuracy_flops_figure(points: dict[str, list[tuple[str, float, float, float 
             A stochastic model's primary value is its best sample; its mean is drawn hollow.
     """
     panels = list(points.items())
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
+    names = list(dict.fromkeys(name for _, rows in panels for name, *_ in rows))
+    colour = {name: plt.get_cmap("tab10")(i % 10) for i, name in enumerate(names)}
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
     fig.suptitle(title, fontsize=10)
     for ax, (panel_title, rows) in zip(axes[0], panels):
-        for i, (name, gflops, value, mean) in enumerate(rows):
-            colour = plt.get_cmap("tab10")(i % 10)
-            ax.scatter([gflops], [value], color=colour, s=36, label=name, zorder=3)
+        for name, gflops, value, mean in rows:
+            ax.scatter([gflops], [value], color=colour[name], s=36, zorder=3)
             if mean is not None and not math.isnan(mean):
-                ax.scatter([gflops], [mean], facecolors="none", edgecolors=colour, s=36, zorder=3)
-                ax.plot([gflops, gflops], [mean, value], color=colour, lw=0.8, zorder=2)
+                ax.scatter([gflops], [mean], facecolors="none", edgecolors=colour[name], s=36, zorder=3)
+                ax.plot([gflops, gflops], [mean, value], color=colour[name], lw=0.8, zorder=2)
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels collide on short ranges
         ax.set_xlabel("GFLOPs per clip (log scale)", fontsize=8)
         ax.set_title(panel_title, fontsize=9)
         ax.grid(True, which="both", alpha=0.3)
         ax.tick_params(labelsize=7)
-        ax.legend(fontsize=7, loc="best")
-    fig.text(0.01, 0.01, "filled: best of S samples or the single forecast; hollow: mean of S", fontsize=7)
-    fig.tight_layout(rect=(0, 0.04, 1, 0.95))
+    handles = [plt.Line2D([], [], color=colour[n], marker="o", ls="", label=n) for n in names]
+    handles += [plt.Line2D([], [], color="grey", marker="o", ls="", label="best of S or single"),
+                plt.Line2D([], [], color="grey", marker="o", mfc="none", ls="", label="mean of S")]
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 4), fontsize=7, frameon=False)
+    rows = math.ceil(len(handles) / 4)
+    fig.tight_layout(rect=(0, 0.07 * rows + 0.02, 1, 0.94))
     return fig
 
 
