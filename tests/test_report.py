@@ -139,3 +139,25 @@ def test_the_page_renders_in_a_headless_browser(report, tmp_path):
                    capture_output=True, timeout=120, check=True)
     pixels = np.asarray(Image.open(shot).convert("L"))
     assert pixels.shape == (2600, 1300) and pixels.std() > 10  # the page painted, not a blank canvas
+
+
+def test_the_clip_figure_has_no_empty_tile_and_labels_everything():
+    from dfbench.plots import ClipPanels, Forecast, SampleStrip, forecast_figure
+
+    rng = np.random.default_rng(0)
+    seg = [rng.integers(0, 3, (6, 6)) for _ in range(2)]
+    depth = [rng.uniform(1, 50, (6, 6)) for _ in range(2)]
+    rgb = [rng.integers(0, 255, (8, 8, 3), dtype=np.uint8) for _ in range(4)]
+    panels = ClipPanels("Synthetic clip val-00007", rgb[:2], rgb[2:], ["+1 (0.10 s)", "+2 (0.20 s)"],
+                        {"seg": seg, "depth": depth}, class_names=["sky", "road", "car"])
+    panels.forecasts = [Forecast("DeltaWorld", stat, {"seg": seg, "depth": depth}, 5) for stat in ("best", "mean")]
+    panels.strips = [SampleStrip("DeltaWorld", "seg", seg * 5, best=9)]
+    fig = forecast_figure(panels, strip_columns=4)
+    texts = [t.get_text() for t in fig.findobj(lambda a: hasattr(a, "get_text"))]
+    assert "Synthetic clip val-00007" in texts
+    assert {"DeltaWorld\nbest of 5", "DeltaWorld\nmean of 5", "sample 10 (best)", "sky", "car"} <= set(texts)
+    tiles = [ax for ax in fig.axes if ax.get_images()]
+    # frames 4 + (truth, best, mean) x (2 seg + 2 depth) + 4 samples + the depth scale; no axis without an image
+    assert len(tiles) == 4 + 3 * 4 + 4 + 1
+    assert all(ax.get_images() or ax.get_legend() for ax in fig.axes)
+    png_bytes(fig)
