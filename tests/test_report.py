@@ -72,7 +72,7 @@ def test_the_page_shows_the_table_with_display_names_and_the_clip(report):
     for model in MODELS:
         assert get_model_spec(model).display in page
     assert "mean " in page  # DeltaWorld's mean of S under its best
-    assert "clip val-00000" in page
+    assert "clip val-00000" in page and "not drawn" not in page and "No predictions" not in page
     assert "No FLOPs count for: Copy last (lower bound), Present (upper bound)" in page
 
 
@@ -161,3 +161,17 @@ def test_the_clip_figure_has_no_empty_tile_and_labels_everything():
     assert len(tiles) == 4 + 3 * 4 + 4 + 1
     assert all(ax.get_images() or ax.get_legend() for ax in fig.axes)
     png_bytes(fig)
+
+
+def test_a_result_of_other_weights_is_not_redrawn_with_the_shipped_ones():
+    from dfbench.features import load_feature_space
+    from dfbench.registry import get_model_class
+    from dfbench.report_panels import _panel_model
+
+    space = load_feature_space("tiny")
+    shipped = dict(get_model_class("deltaworld")(space).checkpoint_files())
+    other = {role: "0" * 64 for role in shipped}
+    entry, note = _panel_model({"identity": {"model": "deltaworld", "num_samples": 2, "weights": other}}, space, "cpu")
+    assert entry is None and "other weights" in note
+    entry, note = _panel_model({"identity": {"model": "deltaworld", "num_samples": 2, "weights": shipped}}, space, "cpu")
+    assert note is None and entry.display == "DeltaWorld" and entry.num_samples == 2
