@@ -45,7 +45,7 @@ def test_tex_escape_and_booktabs():
     ]
 
 
-ef _flops_frames() -> tuple[pd.DataFrame, pd.DataFrame]:
+def _flops_frames() -> tuple[pd.DataFrame, pd.DataFrame]:
     components = pd.DataFrame(
         [
             {"model": "acme_wm", "component": "Predictor & head", "repeats": 3, "gflops": 0.125,
