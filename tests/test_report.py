@@ -73,6 +73,7 @@ def test_the_page_shows_the_table_with_display_names_and_the_clip(report):
         assert get_model_spec(model).display in page
     assert "mean " in page  # DeltaWorld's mean of S under its best
     assert "clip val-00000" in page and "not drawn" not in page and "No predictions" not in page
+    assert "other task heads" not in page
     assert "No FLOPs count for: Copy last (lower bound), Present (upper bound)" in page
 
 
