@@ -2,8 +2,10 @@
 
 Every built-in model whose weights ship with dfbench is evaluated on the synthetic
 validation split with the tiny feature space; backbone features are computed once
-per clip and shared by all models. Then the main table is printed and written, and
-one figure shows a clip's context, its true future and each model's forecast.
+per clip and shared by all models. Then the main table is printed (with a caption that
+explains its cells) and written, and one figure (``dfbench.plots.forecast_figure``, the
+report's drawing) shows a clip's context, its true future and each model's forecast as
+segmentation and depth maps.
 """
 
 from __future__ import annotations
@@ -16,6 +18,10 @@ from rich.console import Console
 from dfbench.registry import builtin_model_specs
 
 DEMO_DATASET = "synthetic"
+TABLE_CAPTION = (
+    "x (y): best of S samples (x) and mean of S (y) for stochastic models; one number: the single forecast. "
+    "Bold: the best model per column, bounds excluded. S = {samples}."
+)
 DEMO_FEATURE_SPACE = "tiny"
 
 
@@ -51,7 +57,10 @@ def run_demo(
         run(options, feature_cache=cache, console=console)
     results_dir = Path(output_dir)
     table = build_main_table(results_dir)
-    console.print(render_main_table(table))
+    rendered = render_main_table(table)
+    explained = TABLE_CAPTION.format(samples=num_samples or 20)
+    rendered.caption = explained if rendered.caption is None else f"{explained}\n{rendered.caption}"
+    console.print(rendered)
     csv_path, tex_path = save_main_table(table, results_dir / "tables")
     figure = save_demo_figure(Path(output_dir) / "demo.png", demo_models(), num_samples=num_samples or 20, device=device)
     console.print(f"wrote {csv_path}, {tex_path} and {figure} in {time.perf_counter() - started:.1f}s")

@@ -14,6 +14,7 @@ from dfbench.data.base import SEG_IGNORE, Clip
 from dfbench.evaluate import Evaluator, crop_rows
 from dfbench.features import load_feature_space
 from dfbench.figure import demo_panels
+from dfbench.registry import get_model_spec
 
 
 class TwoSamples(WorldModel):
@@ -61,16 +62,19 @@ def test_forecast_chooses_the_best_sample_under_the_protocols_loss(tiny, beta, b
 
 
 def test_the_figure_shows_each_models_forecast_through_the_evaluator():
-    rows, context_length, num_classes = demo_panels(["present", "copy-last"], num_samples=2)
-    assert [label for label, _ in rows] == ["frames", "truth", "present", "copy-last"]
-    truth = rows[1][1][context_length:]
+    panels = demo_panels(["present", "copy-last"], num_samples=2)
+    present, copy_last = (get_model_spec(m).display for m in ("present", "copy-last"))
+    assert [f.model for f in panels.forecasts] == [present, copy_last]
+    assert all(f.stat == "single" for f in panels.forecasts) and not panels.strips
+    truth = panels.truth["seg"]
+    num_classes = len(panels.class_names)
     agreement = {}
-    for label, images in rows[2:]:
-        assert images[:context_length] == [None] * context_length
-        maps = images[context_length:]
-        assert len(maps) == len(truth) and all(m.shape == t.shape for m, t in zip(maps, truth))
+    for forecast in panels.forecasts:
+        maps = forecast.maps["seg"]
+        assert len(maps) == len(truth) == len(panels.steps) and all(m.shape == t.shape for m, t in zip(maps, truth))
         assert all(m.min() >= 0 and m.max() < num_classes for m in maps)
+        assert all(d.shape == t.shape for d, t in zip(forecast.maps["depth"], panels.truth["depth"]))
         valid = [t != SEG_IGNORE for t in truth]
-        agreement[label] = np.mean(np.concatenate([(m == t)[v] for m, t, v in zip(maps, truth, valid)]))
+        agreement[forecast.model] = np.mean(np.concatenate([(m == t)[v] for m, t, v in zip(maps, truth, valid)]))
     # The oracle is handed the true future features: its panels follow the truth better.
-    assert agreement["present"] > agreement["copy-last"] + 0.05, agreement
+    assert agreement[present] > agreement[copy_last] + 0.05, agreement

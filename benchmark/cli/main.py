@@ -23,6 +23,7 @@ LAZY_COMMANDS = {
     "train": "dfbench.cli.train:train_group",
     "flops": "dfbench.cli.flops:flops_command",
     "compare": "dfbench.cli.compare:compare_command",
+    "report": "dfbench.cli.report:report_command",
 }
 # Old spellings that still work but are not listed in --help.
 HIDDEN_ALIASES = {
