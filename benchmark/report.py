@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from dfbench.sample_scores import BEST_OF_K_PREFIX  # metric names of the expected best-of-k curve
 from dfbench.tables import MainTable, build_main_table, load_layout, load_results
 
-BEST_OF_K_PREFIX = "best_of_"  # metric names of the expected best-of-k curve in results
 CSS = """
 body { font-family: sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
 h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ccc; }
