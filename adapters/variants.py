@@ -9,7 +9,7 @@ Kinetics release.
 
 from __future__ import annotations
 
-from dfbench.adapters.spec import ModelSpec, TableRow, WeightSource
+from dfbench.adapters.spec import ModelSpec, PixelInput, TableRow, WeightSource, spread_context
 
 _RELEASE = "released with the paper (Amazon FAR), trained on Kinetics"
 _LICENCE = "Apache-2.0"  # dfbench's own, for the weights it trains and ships
@@ -22,6 +22,28 @@ def _tiny(file: str, recipe: str) -> WeightSource:
 def _release(hub_id: str) -> WeightSource:
     # The release states no licence we could check offline: see the hub model card.
     return WeightSource(hub_id=hub_id, origin=_RELEASE)
+
+
+_COSMOS_FAMILY = "dfbench.adapters.cosmos_diffusers:DiffusersVideoWorld"
+_NVIDIA_LICENCE = "https://www.nvidia.com/en-us/agreements/enterprise-software/nvidia-open-model-license/"
+# Cosmos' diffusers pipelines default to 704 x 1280; the short side follows, the aspect ratio is kept.
+_COSMOS_INPUT_704 = {"height": 704, "width": 1280, "short_side": 704}
+
+
+def _cosmos(name: str, display: str, pipeline: str, hub_id: str, temporal: int, steps: int, **options) -> ModelSpec:
+    """A Cosmos video-to-world variant through diffusers (NVIDIA's weights, guardrail required)."""
+    frames = temporal + 1  # every protocol context frame reaches the conditioning latents
+    return ModelSpec(
+        name=name,
+        display=display,
+        family=_COSMOS_FAMILY,
+        stochastic=True,
+        requires_weights=True,  # downloaded by the user from the hub (hub_id in options), never shipped
+        pixel_input=PixelInput(num_frames=frames, context_map=spread_context(frames), **_COSMOS_INPUT_704),
+        options={"pipeline": pipeline, "hub_id": hub_id, "temporal_factor": temporal, "num_inference_steps": steps,
+                 "guidance_scale": 7.0, "guardrail": True, "licence_url": _NVIDIA_LICENCE, **options},
+        description=f"{display} ({pipeline} in diffusers), frames re-encoded by the feature space.",
+    )
 
 
 _DELTATOK = _tiny("tiny-deltatok.safetensors", "tiny-deltatok.yaml")
@@ -102,6 +124,18 @@ MODEL_SPECS: tuple[ModelSpec, ...] = (
         table=TableRow(),
         description="Delta tokens in a discriminative predictor: a learned query, no sampling (Table C).",
     ),
+    _cosmos("cosmos1-7b-v2w", "Cosmos-1.0 7B Video2World", "CosmosVideoToWorldPipeline",
+            "nvidia/Cosmos-1.0-Diffusion-7B-Video2World", temporal=8, steps=36),
+    _cosmos("cosmos1-14b-v2w", "Cosmos-1.0 14B Video2World", "CosmosVideoToWorldPipeline",
+            "nvidia/Cosmos-1.0-Diffusion-14B-Video2World", temporal=8, steps=36),
+    _cosmos("cosmos-predict2-2b", "Cosmos-Predict2 2B Video2World", "Cosmos2VideoToWorldPipeline",
+            "nvidia/Cosmos-Predict2-2B-Video2World", temporal=4, steps=35),
+    _cosmos("cosmos-predict2-14b", "Cosmos-Predict2 14B Video2World", "Cosmos2VideoToWorldPipeline",
+            "nvidia/Cosmos-Predict2-14B-Video2World", temporal=4, steps=35),
+    # Its pipeline takes one conditioning video per call: samples run one by one.
+    _cosmos("cosmos-predict2.5-2b", "Cosmos-Predict2.5 2B", "Cosmos2_5_PredictBasePipeline",
+            "nvidia/Cosmos-Predict2.5-2B", temporal=4, steps=36, revision="diffusers/base/post-trained",
+            one_video_per_call=True),
     ModelSpec(
         name="present",
         display="Present (upper bound)",
