@@ -153,8 +153,11 @@ class DiffusersVideoWorld(PixelWorldModel):
 
     def _weights_folder(self) -> str:
         if self.checkpoint is not None:
-            if not Path(self.checkpoint).is_dir():
-                raise DfbenchError(f"checkpoint '{self.checkpoint}' is not a diffusers pipeline folder; pass one.")
+            path = Path(self.checkpoint)
+            if not (path.is_dir() or (path.is_file() and path.suffix == ".safetensors")):
+                raise DfbenchError(
+                    f"checkpoint '{self.checkpoint}' is neither a diffusers pipeline folder nor a cosmos-tiny file; pass one."
+                )
             return self.checkpoint
         shipped = self.spec.weight(self.feature_space.name, "pipeline") or next(
             (parts["pipeline"] for parts in self.spec.weights.values() if "pipeline" in parts), None
@@ -183,6 +186,13 @@ class DiffusersVideoWorld(PixelWorldModel):
                     f"this diffusers ({self.diffusers.__version__}) has no {self.spec.options['pipeline']}; "
                     'run: pip install -U "dfbench[cosmos]"'
                 )
+            if str(self._source).endswith(".safetensors"):  # dfbench's own tiny pipeline in one file
+                from dfbench.adapters.cosmos_tiny import load_tiny
+
+                pipe, prompt = load_tiny(self._source, self.checker)
+                self._pipe = pipe.to(self.device)
+                self._embeds = self._embeds or (prompt, None)
+                return self._pipe
             cached = self._cached_embeds()
             extra = {"text_encoder": None, "tokenizer": None} if cached is not None or self._embeds else {}
             if self.device.type == "cuda":

@@ -8,6 +8,7 @@ one figure shows a clip's context, its true future and each model's forecast.
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from pathlib import Path
 
@@ -19,9 +20,17 @@ DEMO_DATASET = "synthetic"
 DEMO_FEATURE_SPACE = "tiny"
 
 
+def installed(spec) -> bool:
+    """Whether the optional packages a model needs (``options["requires"]``, e.g. diffusers) are installed."""
+    return all(importlib.util.find_spec(package) is not None for package in spec.options.get("requires", ()))
+
+
 def demo_models() -> list[str]:
-    """Built-in models with offline weights for the tiny feature space, in table order."""
-    return [spec.name for spec in builtin_model_specs() if spec.runs_offline(DEMO_FEATURE_SPACE)]
+    """Built-in models with offline weights for the tiny feature space, in table order.
+
+    Models whose optional packages are absent (cosmos-tiny without diffusers) are left out.
+    """
+    return [spec.name for spec in builtin_model_specs() if spec.runs_offline(DEMO_FEATURE_SPACE) and installed(spec)]
 
 
 def run_demo(
