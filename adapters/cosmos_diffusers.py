@@ -141,7 +141,7 @@ class DiffusersVideoWorld(PixelWorldModel):
         self.diffusers = import_diffusers()
         self.steps = int(num_inference_steps or settings.get("num_inference_steps", 35))
         self.guidance = float(settings.get("guidance_scale", 7.0) if guidance_scale is None else guidance_scale)
-        self.sample_batch = sample_batch if not settings.get("one_video_per_call") else 1
+        self.sample_batch = 1 if settings.get("one_video_per_call") else (int(sample_batch) if sample_batch else None)
         self.checker = guardrail(self.spec, safety_checker, _flag(accept_no_guardrail))
         self.device = torch.device("cpu")
         self._pipe = pipeline

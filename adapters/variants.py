@@ -4,7 +4,9 @@ A new variant of a built-in family is one entry here plus its weights. The order
 the main table's row order and the demo's. The tiny weights in ``adapters/assets``
 are trained by dfbench on the embedded synthetic world with the ``configs/train/tiny-*.yaml``
 recipes (each file's ``commands`` say how); the DINOv3 ViT-B weights are the paper's
-Kinetics release.
+Kinetics release. The Cosmos models are pixel-space generators (``pixel_input``): NVIDIA's
+weights are downloaded by the user (``options["hub_id"]``, or cosmos-predict1's own
+scripts) under NVIDIA's Open Model License, and ``cosmos-tiny`` is trained by dfbench.
 """
 
 from __future__ import annotations

@@ -59,8 +59,28 @@ def run_demo(
         )
         run(options, feature_cache=cache, console=console)
     results_dir = Path(output_dir)
+    write_demo_flops(results_dir)
     table = build_main_table(results_dir)
     console.print(render_main_table(table))
     csv_path, tex_path = save_main_table(table, results_dir / "tables")
     figure = save_demo_figure(Path(output_dir) / "demo.png", demo_models(), num_samples=num_samples or 20, device=device)
     console.print(f"wrote {csv_path}, {tex_path} and {figure} in {time.perf_counter() - started:.1f}s")
+
+
+def write_demo_flops(results_dir: Path) -> Path | None:
+    """``flops.csv`` for the demo models counted at the size they run at: the pixel models (cosmos-tiny).
+
+    The predictor models' counts are at the paper's ViT-B sizes (``dfbench flops``), not at
+    the tiny sizes the demo runs, so their GFLOPs column stays empty here.
+    """
+    from dfbench.cli.flops import flops_frames
+    from dfbench.flops import MID_STEPS, MODELS, PIXEL_FAMILY
+
+    counted = [name for name in demo_models() if name in MODELS and MODELS[name].family == PIXEL_FAMILY]
+    if not counted:
+        return None
+    _, totals = flops_frames(counted, 256, 4, 20, MID_STEPS, paper_convention=False, device="meta")
+    results_dir.mkdir(parents=True, exist_ok=True)
+    path = results_dir / "flops.csv"
+    totals.to_csv(path, index=False)
+    return path
