@@ -7,8 +7,6 @@ import json
 import pytest
 import torch
 
-from dfbench.config import load_protocol
-from dfbench.evaluate import Evaluator
 from dfbench.features import load_feature_space
 from dfbench.registry import get_dataset_class, get_model_class, get_model_spec
 
@@ -50,25 +48,38 @@ def test_the_shipped_vae_reconstructs_the_world(tiny, val_clip):
     assert (recon - video).abs().mean() < 0.3
 
 
-def test_the_trained_transformer_beats_its_untrained_self(tiny, val_clip):
-    """The same pipeline with the transformer re-initialised forecasts clearly worse features."""
+def test_the_trained_transformer_predicts_the_future_latent(tiny):
+    """On unseen clips the generated latent frame is far closer to the truth than a re-initialised
+    transformer's or than repeating the last context latent: a trained generator, not a stand-in.
+
+    (In pixels the tiny VAE's blur dominates: its reconstruction of the true future is as far off.)
+    """
     import diffusers
 
-    trained = get_model_class("cosmos-tiny")(tiny)
-    evaluator = Evaluator(trained, tiny, {}, load_protocol(), num_samples=2, horizons=["mid"])
-    encoded = evaluator.encode(val_clip)
-    (window,) = evaluator.windows()
-    truth = encoded.features[:, list(window.targets)]
+    from dfbench.adapters.cosmos_train import to_pipeline_range, training_videos
 
-    def error(model) -> float:
-        evaluator.model = model
-        return (evaluator.forecast([encoded], window)["mean"] - truth).abs().mean().item()
+    model = get_model_class("cosmos-tiny")(tiny)
+    pipe, (prompt, _) = model.pipeline(), model._embeds
+    videos = training_videos(4, first_index=100_000)  # the recipe trains on the first 640 clips
+    config = pipe.vae.config
+    mean, std = (torch.tensor(v).view(1, -1, 1, 1, 1) for v in (config.latents_mean, config.latents_std))
+    with torch.no_grad():
+        truth = (pipe.vae.encode(to_pipeline_range(videos)).latent_dist.mode() - mean) / std
 
-    untrained = get_model_class("cosmos-tiny")(tiny)
-    pipe = untrained.pipeline()
+    def error(pipeline) -> float:
+        with torch.no_grad():
+            latents = pipeline(video=videos[:, :5].float() / 255, prompt_embeds=prompt.expand(4, -1, -1), height=64,
+                               width=128, num_frames=9, num_inference_steps=10, guidance_scale=1.0, fps=10,
+                               generator=[torch.Generator().manual_seed(i) for i in range(4)], output_type="latent",
+                               return_dict=False)[0]
+        return (latents[:, :, 2] - truth[:, :, 2]).abs().mean().item()
+
+    trained = error(pipe)
+    copy_last = (truth[:, :, 1] - truth[:, :, 2]).abs().mean().item()
     torch.manual_seed(0)
     pipe.register_modules(transformer=diffusers.CosmosTransformer3DModel(**pipe.transformer.config).eval())
-    assert error(trained) < 0.8 * error(untrained)
+    untrained = error(pipe)
+    assert trained < 0.6 * min(untrained, copy_last), (trained, untrained, copy_last)
 
 
 def test_the_demo_has_a_cosmos_row_with_its_gflops(tmp_path):
