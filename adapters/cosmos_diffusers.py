@@ -141,7 +141,7 @@ class DiffusersVideoWorld(PixelWorldModel):
         self.diffusers = import_diffusers()
         self.steps = int(num_inference_steps or settings.get("num_inference_steps", 35))
         self.guidance = float(settings.get("guidance_scale", 7.0) if guidance_scale is None else guidance_scale)
-        self.sample_batch = 1 if settings.get("one_video_per_call") else (int(sample_batch) if sample_batch else None)
+        self.sample_batch = int(sample_batch) if sample_batch else None
         self.checker = guardrail(self.spec, safety_checker, _flag(accept_no_guardrail))
         self.device = torch.device("cpu")
         self._pipe = pipeline
@@ -251,45 +251,53 @@ class DiffusersVideoWorld(PixelWorldModel):
         batch, cond, _, height, width = context.frames.shape
         scale = pipe.vae_scale_factor_temporal
         total = 1 + scale * math.ceil((cond + max(wanted)) / scale)
-        videos = (context.frames.float() / 255).repeat_interleave(num_samples, 0)  # [B * S, F, 3, H, W]
-        generators = [g for row in context.generators for g in sample_generators(row, num_samples)]
+        latent_shape = (pipe.transformer.config.in_channels - 1, (total - 1) // scale + 1,
+                        height // pipe.vae_scale_factor_spatial, width // pipe.vae_scale_factor_spatial)
+        fps = stride / max(context.protocol_step, 1e-6)
         chunk = self.sample_batch or num_samples
-        frames = torch.cat([
-            self._call(pipe, videos[i : i + chunk], generators[i : i + chunk], total, 1 / max(context.protocol_step, 1e-6) * stride)
-            for i in range(0, len(videos), chunk)
-        ])
-        if tuple(frames.shape) != (batch * num_samples, total, 3, height, width):
+        clips = []
+        for b in range(batch):
+            # One seed for the context's VAE posterior sample (the same for every call on this clip,
+            # so splitting the samples does not change them), then one noise tensor per sample.
+            seeds = [g.initial_seed() for g in sample_generators(context.generators[b], num_samples + 1)]
+            noise = torch.stack([torch.randn(latent_shape, generator=torch.Generator().manual_seed(s)) for s in seeds[1:]])
+            video = context.frames[b : b + 1].float() / 255  # encoded once per call, shared by its samples
+            clips.append(torch.cat([self._call(pipe, video, noise[i : i + chunk], seeds[0], total, fps)
+                                    for i in range(0, num_samples, chunk)]))
+        frames = torch.stack(clips)
+        if tuple(frames.shape) != (batch, num_samples, total, 3, height, width):
             raise DfbenchError(
-                f"pipeline of '{self.spec.name}' returned frames {tuple(frames.shape)}, expected "
-                f"{(batch * num_samples, total, 3, height, width)}; check its diffusers version and the spec's input size."
+                f"pipeline of '{self.spec.name}' returned frames {tuple(frames.shape[1:])} per clip, expected "
+                f"{(num_samples, total, 3, height, width)}; check its diffusers version and the spec's input size."
             )
-        picked = frames[:, [cond + i for i in wanted]]
-        picked = (picked.float() * 255).round().clamp(0, 255).to(torch.uint8)
-        return picked.reshape(batch, num_samples, len(wanted), 3, height, width)
+        picked = frames[:, :, [cond + i for i in wanted]]
+        return (picked.float() * 255).round().clamp(0, 255).to(torch.uint8)
 
-    def _call(self, pipe, videos: torch.Tensor, generators, total: int, fps: float) -> torch.Tensor:
+    def _call(self, pipe, video: torch.Tensor, noise: torch.Tensor, posterior_seed: int, total: int, fps: float) -> torch.Tensor:
+        """All samples of one clip in one pipeline call: its video once, ``noise`` [S, C, T, h, w] as the latents."""
         positive, negative = self._embeds
         dtype = pipe.transformer.dtype
-        count = len(videos)
         kwargs = {
-            "video": videos.to(self.device),
-            "prompt_embeds": positive.to(self.device, dtype).expand(count, -1, -1),
-            "height": videos.shape[-2],
-            "width": videos.shape[-1],
+            "video": video.to(self.device),
+            "prompt_embeds": positive.to(self.device, dtype),
+            "height": video.shape[-2],
+            "width": video.shape[-1],
             "num_frames": total,
             "num_inference_steps": self.steps,
             "guidance_scale": self.guidance,
-            "generator": list(generators),
+            "num_videos_per_prompt": len(noise),
+            "latents": noise.to(self.device),
+            "generator": torch.Generator().manual_seed(posterior_seed),
             "output_type": "pt",
             "return_dict": False,
         }
         if negative is not None and self.guidance > 1.0:
-            kwargs["negative_prompt_embeds"] = negative.to(self.device, dtype).expand(count, -1, -1)
+            kwargs["negative_prompt_embeds"] = negative.to(self.device, dtype)
         accepted = inspect.signature(pipe.__call__).parameters
         if "fps" in accepted:
             kwargs["fps"] = max(1, round(fps))
         if "num_latent_conditional_frames" in accepted:
-            kwargs["num_latent_conditional_frames"] = min(2, (videos.shape[1] - 1) // pipe.vae_scale_factor_temporal + 1)
+            kwargs["num_latent_conditional_frames"] = min(2, (video.shape[1] - 1) // pipe.vae_scale_factor_temporal + 1)
         with torch.no_grad():
             (frames,) = pipe(**kwargs)[:1]
         return frames.cpu()

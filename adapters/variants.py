@@ -169,10 +169,8 @@ MODEL_SPECS: tuple[ModelSpec, ...] = (
             "nvidia/Cosmos-Predict2-2B-Video2World", temporal=4, steps=35),
     _cosmos("cosmos-predict2-14b", "Cosmos-Predict2 14B Video2World", "Cosmos2VideoToWorldPipeline",
             "nvidia/Cosmos-Predict2-14B-Video2World", temporal=4, steps=35),
-    # Its pipeline takes one conditioning video per call: samples run one by one.
     _cosmos("cosmos-predict2.5-2b", "Cosmos-Predict2.5 2B", "Cosmos2_5_PredictBasePipeline",
-            "nvidia/Cosmos-Predict2.5-2B", temporal=4, steps=36, revision="diffusers/base/post-trained",
-            one_video_per_call=True),
+            "nvidia/Cosmos-Predict2.5-2B", temporal=4, steps=36, revision="diffusers/base/post-trained"),
     ModelSpec(
         name="present",
         display="Present (upper bound)",
