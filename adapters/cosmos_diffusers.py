@@ -193,16 +193,16 @@ class DiffusersVideoWorld(PixelWorldModel):
                 self._pipe = pipe.to(self.device)
                 self._embeds = self._embeds or (prompt, None)
                 return self._pipe
-            cached = self._cached_embeds()
-            extra = {"text_encoder": None, "tokenizer": None} if cached is not None or self._embeds else {}
+            self._embeds = self._embeds or self._cached_embeds()
+            extra = {"text_encoder": None, "tokenizer": None} if self._embeds else {}
             if self.device.type == "cuda":
                 extra["torch_dtype"] = torch.bfloat16  # on the CPU the stored fp32 weights load as they are
             pipe = cls.from_pretrained(self._source, safety_checker=self.checker, **extra)
             _check_torchvision(pipe)
             pipe.set_progress_bar_config(disable=True)
             self._pipe = pipe.to(self.device)
-            if self._embeds is None:
-                self._embeds = cached if cached is not None else self._encode_prompt()
+        if self._embeds is None:
+            self._embeds = self._cached_embeds() or self._encode_prompt()
         return self._pipe
 
     def _cache_file(self) -> Path:

@@ -109,3 +109,27 @@ def test_a_pipeline_returning_other_frames_is_one_line(tiny, clips):
     model._pipe = type("ShortVideo", (type(pipe),), {"__call__": short_video})(**pipe.components)
     with pytest.raises(DfbenchError, match="returned frames .* expected"):
         _forecast(model, tiny, clips[:1], samples=1)
+
+
+def test_the_fixed_prompt_is_embedded_once_cached_and_the_text_encoder_dropped(tiny, clips, tmp_path, monkeypatch):
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast, T5Config, T5EncoderModel
+
+    monkeypatch.setenv("DFBENCH_CACHE", str(tmp_path))
+    words = Tokenizer(models.WordLevel({"<pad>": 0, "</s>": 1, "<unk>": 2}, unk_token="<unk>"))
+    words.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=words, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
+    torch.manual_seed(0)
+    encoder = T5EncoderModel(T5Config(vocab_size=8, d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=4)).eval()
+    checker = StandInChecker()
+    pipe = tiny_pipeline("Cosmos2VideoToWorldPipeline", checker)
+    pipe.register_modules(text_encoder=encoder, tokenizer=tokenizer)
+    model = small_variant("cosmos-predict2-2b")(tiny, pipeline=pipe, safety_checker=checker, num_inference_steps=2)
+    assert _forecast(model, tiny, clips[:1], samples=1)["best"].shape == (2, 3, 64, tiny.dim)
+    assert pipe.text_encoder is None  # freed once the prompt is embedded
+    cached = tmp_path / "prompts" / "cosmos-predict2-2b-test.safetensors"
+    assert cached.is_file()
+    again = small_variant("cosmos-predict2-2b")(tiny, pipeline=tiny_pipeline("Cosmos2VideoToWorldPipeline", checker),
+                                                safety_checker=checker)
+    again.pipeline()
+    torch.testing.assert_close(again._embeds[0], model._embeds[0])  # read back, no text encoder needed
