@@ -68,7 +68,8 @@ def test_nvidia_weights_need_the_guardrail_or_an_explicit_acceptance(tiny, monke
     cls = get_model_class("cosmos-predict2-2b")
     with pytest.raises(DfbenchError, match="accept_no_guardrail=true"):
         cls(tiny, pipeline=tiny_pipeline("Cosmos2VideoToWorldPipeline"))
-    model = cls(tiny, pipeline=tiny_pipeline("Cosmos2VideoToWorldPipeline"), accept_no_guardrail="true")
+    model = cls(tiny, pipeline=tiny_pipeline("Cosmos2VideoToWorldPipeline"), accept_no_guardrail="true",
+                prompt_embeds=prompt_embeds())
     assert model.pipeline().safety_checker is model.checker
 
 
