@@ -73,9 +73,12 @@ def diffusion_counts(name: str, steps: int, device: str = "meta"):
     if config.get("concat_padding_mask"):
         # Same patch embedding width without diffusers' torchvision resize of the padding mask.
         config = {**config, "concat_padding_mask": False, "in_channels": config["in_channels"] + 1}
+    # Resolve the classes first: diffusers imports their modules lazily, and module-level tensors
+    # created under the meta device context (the Cosmos VAE's wavelets) would stay on meta for good.
+    transformer_cls, vae_cls = diffusers.CosmosTransformer3DModel, getattr(diffusers, vae_class)
     with torch.device(device):
-        transformer = diffusers.CosmosTransformer3DModel(**config).eval().requires_grad_(False)
-        vae = getattr(diffusers, vae_class)(**vae_config).eval().requires_grad_(False)
+        transformer = transformer_cls(**config).eval().requires_grad_(False)
+        vae = vae_cls(**vae_config).eval().requires_grad_(False)
     spatial = vae_config.get("spatial_compression_ratio") or 2 ** len(vae_config.get("temperal_downsample", [0, 0, 0]))
     height, width = spec.pixel_input.height // spatial, spec.pixel_input.width // spatial
     channels = config["in_channels"] - 1  # the condition mask is the last input channel
