@@ -2,7 +2,7 @@
 
 The same diffusers classes as Cosmos-Predict2 (``CosmosTransformer3DModel``, a Wan VAE,
 ``Cosmos2VideoToWorldPipeline``), trained by dfbench on the embedded synthetic world
-(:mod:`dfbench.adapters.cosmos_train`, ``configs/train/tiny-cosmos.yaml``). One
+(:mod:`dfbench.adapters.cosmos_train`, ``configs/train/pixel/tiny-cosmos.yaml``). One
 safetensors file holds the VAE, the transformer, the fixed prompt's embeddings and, in
 its metadata, the three configs; there is no text encoder.
 """

@@ -104,7 +104,7 @@ def train_transformer(transformer, x0: torch.Tensor, prompt: torch.Tensor, steps
 
 
 def train_tiny_cosmos(config: dict, log: Callable = print):
-    """Trains both parts per ``config`` (configs/train/tiny-cosmos.yaml); returns (transformer, vae, configs, prompt)."""
+    """Trains both parts per ``config`` (configs/train/pixel/tiny-cosmos.yaml); returns (transformer, vae, configs, prompt)."""
     torch.manual_seed(config["seed"])
     configs = default_configs(config.get("architecture"))
     transformer, vae, _ = build_parts(configs)

@@ -153,7 +153,7 @@ MODEL_SPECS: tuple[ModelSpec, ...] = (
         family=_COSMOS_FAMILY,
         stochastic=True,
         requires_weights=True,
-        weights={"tiny": {"pipeline": _tiny("tiny-cosmos.safetensors", "tiny-cosmos.yaml")}},
+        weights={"tiny": {"pipeline": _tiny("tiny-cosmos.safetensors", "pixel/tiny-cosmos.yaml")}},
         # The synthetic world's 64 x 126 frames padded to 64 x 128; Wan VAE: 4x in time, so 5 frames.
         pixel_input=PixelInput(height=64, width=128, num_frames=5, context_map=spread_context(5)),
         options={"pipeline": "Cosmos2VideoToWorldPipeline", "temporal_factor": 4, "num_inference_steps": 10,

@@ -1,4 +1,4 @@
-"""Trains cosmos-tiny on the synthetic world and writes its safetensors (see configs/train/tiny-cosmos.yaml)."""
+"""Trains cosmos-tiny on the synthetic world and writes its safetensors (see configs/train/pixel/tiny-cosmos.yaml)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from dfbench.adapters.cosmos_train import train_tiny_cosmos
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--config", type=Path, default=Path("configs/train/tiny-cosmos.yaml"))
+    parser.add_argument("--config", type=Path, default=Path("configs/train/pixel/tiny-cosmos.yaml"))
     parser.add_argument("--export", type=Path, default=Path("adapters/assets/tiny-cosmos.safetensors"))
     args = parser.parse_args()
     config = yaml.safe_load(args.config.read_text())
