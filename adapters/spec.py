@@ -9,6 +9,7 @@ declaration (plus its weights). Third-party adapters registered with
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
@@ -59,6 +60,63 @@ class WeightSource:
 
 
 @dataclass(frozen=True)
+class PixelInput:
+    """How a pixel-space model takes the protocol's context (whole frames, not crops).
+
+    The harness resizes each clip's frames so the short side is ``short_side`` (the
+    protocol's size when None) with the aspect ratio kept, shrinking further only if a
+    side would exceed the input shape, pads them at the bottom and right to
+    ``height`` x ``width``, and hands the model ``num_frames`` frames picked from the
+    protocol's context by ``context_map``.
+
+    Attributes:
+        height, width: the model's input shape in pixels (what frames are padded to).
+        num_frames: context frames the model conditions on.
+        context_map: for each of them, the index of the protocol context frame it is
+            (repeats allowed: four protocol frames can fill a five-frame input).
+        stride: model frames per protocol frame step (1: the same spacing); the model
+            generates ``stride`` frames per protocol step and returns those at the
+            requested timestamps.
+        short_side: the short side frames are resized to; None keeps the protocol's.
+    """
+
+    height: int
+    width: int
+    num_frames: int
+    context_map: tuple[int, ...]
+    stride: int = 1
+    short_side: int | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.context_map) != self.num_frames:
+            raise DfbenchError(
+                f"pixel input: context_map has {len(self.context_map)} entries for {self.num_frames} frames; give one per frame."
+            )
+        if min(self.height, self.width, self.num_frames, self.stride) < 1 or min(self.context_map, default=0) < 0:
+            raise DfbenchError("pixel input: sizes, frame count and stride must be positive and context_map indices >= 0.")
+
+    def as_dict(self) -> dict[str, Any]:
+        """What a result records about how the model saw the context."""
+        return {
+            "input_size": [self.height, self.width],
+            "num_frames": self.num_frames,
+            "context_map": list(self.context_map),
+            "stride": self.stride,
+            "short_side": self.short_side,
+        }
+
+
+def spread_context(num_frames: int, context_length: int = 4, stride: int = 1) -> tuple[int, ...]:
+    """A ``context_map`` ending on the last protocol frame, ``stride`` model frames per protocol step.
+
+    Model frames before the first protocol frame repeat it: ``spread_context(5)`` is
+    ``(0, 0, 1, 2, 3)``, ``spread_context(9, stride=2)`` is ``(0, 0, 0, 0, 1, 1, 2, 2, 3)``.
+    """
+    last = context_length - 1
+    return tuple(max(0, last - (num_frames - 1 - i + stride - 1) // stride) for i in range(num_frames))
+
+
+@dataclass(frozen=True)
 class TableRow:
     """The variant's row in the paper's main table.
 
@@ -103,6 +161,10 @@ class ModelSpec:
         requires_weights: it cannot run without weights for the feature space.
         table: its row in the paper's main table; None for models the paper lacks.
         description: one line on what the variant is.
+        pixel_input: set for pixel-space models (video generators): how they take the
+            context; the harness then crops and encodes the frames they return.
+        options: family-specific settings (a diffusers pipeline class, denoising steps,
+            a licence page), read only by the family's adapter class.
     """
 
     name: str
@@ -119,6 +181,8 @@ class ModelSpec:
     requires_weights: bool = False
     table: TableRow | None = None
     description: str = ""
+    pixel_input: PixelInput | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if ":" not in self.family:
@@ -151,4 +215,5 @@ class ModelSpec:
             stochastic=bool(getattr(adapter, "stochastic", False)),
             oracle=bool(getattr(adapter, "oracle", False)),
             description=((adapter.__doc__ or "").strip().splitlines() or [""])[0],
+            pixel_input=getattr(adapter, "pixel_input", None),
         )

@@ -1,15 +1,16 @@
 """`dfbench demo`: the whole benchmark on the embedded synthetic world, offline.
 
 Every built-in model whose weights ship with dfbench is evaluated on the synthetic
-validation split with the tiny feature space; backbone features are computed once
-per clip and shared by all models. Then the main table is printed (with a caption that
-explains its cells) and written, and one figure (``dfbench.plots.forecast_figure``, the
-report's drawing) shows a clip's context, its true future and each model's forecast as
-segmentation and depth maps.
+validation split with the tiny feature space (pixel models on its first clips only);
+backbone features are computed once per clip and shared by all models. Then the main
+table is printed (with a caption that explains its cells) and written, and one figure
+(``dfbench.plots.forecast_figure``, the report's drawing) shows a clip's context, its
+true future and each model's forecast as segmentation and depth maps.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from pathlib import Path
 
@@ -23,11 +24,32 @@ TABLE_CAPTION = (
     "Bold: the best model per column, bounds excluded. S = {samples}."
 )
 DEMO_FEATURE_SPACE = "tiny"
+# A video generator decodes every sample's frames (cosmos-tiny: about 30 s per clip at 20
+# samples on one loaded CPU core), so the demo runs pixel models on the first clips only;
+# their results say so (complete: false, num_clips).
+PIXEL_DEMO_CLIPS = 8
+
+
+def installed(spec) -> bool:
+    """Whether the optional packages a model needs (``options["requires"]``, e.g. diffusers) are installed."""
+    return all(importlib.util.find_spec(package) is not None for package in spec.options.get("requires", ()))
 
 
 def demo_models() -> list[str]:
-    """Built-in models with offline weights for the tiny feature space, in table order."""
-    return [spec.name for spec in builtin_model_specs() if spec.runs_offline(DEMO_FEATURE_SPACE)]
+    """Built-in models with offline weights for the tiny feature space, in table order.
+
+    Models whose optional packages are absent (cosmos-tiny without diffusers) are left out.
+    """
+    return [spec.name for spec in builtin_model_specs() if spec.runs_offline(DEMO_FEATURE_SPACE) and installed(spec)]
+
+
+def demo_limit(model: str, limit: int | None) -> int | None:
+    """Clips a model is evaluated on: all (or ``limit``), pixel models at most :data:`PIXEL_DEMO_CLIPS`."""
+    from dfbench.registry import get_model_spec
+
+    if get_model_spec(model).pixel_input is None:
+        return limit
+    return PIXEL_DEMO_CLIPS if limit is None else min(limit, PIXEL_DEMO_CLIPS)
 
 
 def run_demo(
@@ -51,11 +73,12 @@ def run_demo(
             num_samples=num_samples,
             batch_size=batch_size,
             device=device,
-            limit=limit,
+            limit=demo_limit(model, limit),
             output_dir=output_dir,
         )
         run(options, feature_cache=cache, console=console)
     results_dir = Path(output_dir)
+    write_demo_flops(results_dir)
     table = build_main_table(results_dir)
     rendered = render_main_table(table)
     explained = TABLE_CAPTION.format(samples=num_samples or 20)
@@ -64,3 +87,22 @@ def run_demo(
     csv_path, tex_path = save_main_table(table, results_dir / "tables")
     figure = save_demo_figure(Path(output_dir) / "demo.png", demo_models(), num_samples=num_samples or 20, device=device)
     console.print(f"wrote {csv_path}, {tex_path} and {figure} in {time.perf_counter() - started:.1f}s")
+
+
+def write_demo_flops(results_dir: Path) -> Path | None:
+    """``flops.csv`` for the demo models counted at the size they run at: the pixel models (cosmos-tiny).
+
+    The predictor models' counts are at the paper's ViT-B sizes (``dfbench flops``), not at
+    the tiny sizes the demo runs, so their GFLOPs column stays empty here.
+    """
+    from dfbench.cli.flops import flops_frames
+    from dfbench.flops import MID_STEPS, MODELS, PIXEL_FAMILY
+
+    counted = [name for name in demo_models() if name in MODELS and MODELS[name].family == PIXEL_FAMILY]
+    if not counted:
+        return None
+    _, totals = flops_frames(counted, 256, 4, 20, MID_STEPS, paper_convention=False, device="meta")
+    results_dir.mkdir(parents=True, exist_ok=True)
+    path = results_dir / "flops.csv"
+    totals.to_csv(path, index=False)
+    return path

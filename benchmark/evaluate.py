@@ -17,12 +17,17 @@ from dfbench.errors import DfbenchError
 from dfbench.feature_cache import FeatureCache
 from dfbench.features.base import FeatureSpace
 from dfbench.heads.linear import features_to_map
+from dfbench.pixels import forecast_pixels, is_pixel_model
 from dfbench.protocol import Window, align_to_labels, label_halves, square_crops, windows
 from dfbench.results import parse_stat_key, stat_key
 from dfbench.sample_scores import ENSEMBLE, EnsembleStats, ensemble_statistics, stats_owner
 from dfbench.sample_scores import STAT as ENSEMBLE_STAT
 from dfbench.scoring import score_rollouts
 from dfbench.tasks import Task, get_task
+
+
+# The crop index of a pixel model's generator: it sees whole frames, one generator per clip.
+WHOLE_FRAME = -1
 
 
 def row_generator(seed: int, sample_id: str, crop: int, horizon: str) -> torch.Generator:
@@ -141,9 +146,16 @@ class Evaluator:
         if any(c.grid != grid for c in clips):
             raise DfbenchError("clips of one batch have different crop sizes; use --batch-size 1 for this data set.")
         features = torch.cat([c.features for c in clips])
+        tgt = list(window.targets)
+        if is_pixel_model(self.model):
+            # Whole frames in, frames out: one generator per clip, crops encoded by the harness.
+            generators = [row_generator(self.seed, c.clip.sample_id, WHOLE_FRAME, window.horizon_name) for c in clips]
+            preds = forecast_pixels(self.model, self.feature_space, clips, window, self.num_samples, generators, self.device)
+            preds = self._checked(preds, features.shape, len(tgt))
+            return score_rollouts(preds.float(), features[:, tgt], self.model.stochastic, self.protocol.loss_beta)
         frames = torch.cat([c.crops for c in clips])
         timestamps = torch.cat([c.clip.timestamps.expand(c.crops.shape[0], -1) for c in clips]).to(self.device)
-        ctx, tgt = list(window.context), list(window.targets)
+        ctx = list(window.context)
         generators = [row_generator(self.seed, clips[i].clip.sample_id, r, window.horizon_name) for i, r in rows]
         context = Context(
             frames=frames[:, ctx].to(self.device),

@@ -64,6 +64,8 @@ CROPS = 2
 PATCH_SIZE = 16
 RESOLUTIONS = (256, 512)
 MID_STEPS = 3
+# Pixel-space models (Cosmos): counted at their own input size by dfbench.flops_pixels.
+PIXEL_FAMILY = "pixel"
 
 
 @dataclass(frozen=True)
@@ -89,13 +91,13 @@ def _flops_models() -> dict[str, FlopsModel]:
 
     return {
         spec.name: FlopsModel(
-            family=spec.architecture,
+            family=spec.architecture or PIXEL_FAMILY,
             sampled=spec.stochastic,
             use_delta=spec.tokens != "frame",
             reported=spec.table.flops_reference if spec.table else None,
         )
         for spec in builtin_model_specs()
-        if spec.architecture is not None
+        if spec.architecture is not None or spec.pixel_input is not None
     }
 
 
@@ -191,7 +193,7 @@ class Component:
 def _check(model: str, resolution: int, context: int, num_samples: int, steps: int) -> None:
     if model not in MODELS:
         raise DfbenchError(f"no FLOPs model '{model}'; choose one of {', '.join(MODELS)}.")
-    if resolution % PATCH_SIZE or resolution <= 0:
+    if MODELS[model].family != PIXEL_FAMILY and (resolution % PATCH_SIZE or resolution <= 0):
         raise DfbenchError(f"resolution {resolution} is not a positive multiple of the patch size {PATCH_SIZE}.")
     if context < 1 or num_samples < 1 or steps < 1:
         raise DfbenchError("context, num_samples and steps must all be at least 1.")
@@ -269,6 +271,11 @@ def component_flops(
     _check(model, resolution, context, num_samples, steps)
     spec = MODELS[model]
     samples = num_samples if spec.sampled else 1
+    if spec.family == PIXEL_FAMILY:  # whole frames at the model's own size: resolution does not apply
+        from dfbench.flops_pixels import pixel_component_rows
+        from dfbench.registry import get_model_spec
+
+        return pixel_component_rows(model, get_model_spec(model), samples, steps, str(device))
     rows = []
     for part in _components(spec.family, spec.use_delta, resolution, context, steps, str(device)):
         total, attention = part.count.total, part.count.attention
@@ -288,9 +295,12 @@ def component_flops(
 
 
 def total_from_components(rows: list[dict], paper_convention: bool = False, crops: int = CROPS) -> float:
-    """GFLOPs of a whole rollout: ``crops x sum(component x repeats)``."""
+    """GFLOPs of a whole rollout: ``crops x sum(component x repeats)``.
+
+    A row that carries its own ``crops`` (1 for pixel models: whole frames) overrides it.
+    """
     column = "paper_convention_gflops" if paper_convention else "gflops"
-    return crops * sum(row[column] * row["repeats"] for row in rows)
+    return sum(row.get("crops", crops) * row[column] * row["repeats"] for row in rows)
 
 
 def total_gflops(

@@ -13,7 +13,9 @@ Writes three files to ``--out``:
   ``--paper-convention``.
 - ``flops.tex``: the components and totals as a booktabs ``tabular``.
 
-See :mod:`dfbench.flops` for how the counts are made and how the paper's differ.
+See :mod:`dfbench.flops` for how the counts are made and how the paper's differ, and
+:mod:`dfbench.flops_pixels` for the pixel models (Cosmos: whole frames at their own
+input size, ``--resolution`` does not apply).
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ def flops_frames(
                 "reported_gflops": table_2.get(model, math.nan),
                 **settings,
                 "samples_per_clip": num_samples if MODELS[model].sampled else 1,
-                "crops": CROPS,
+                "crops": rows[0].get("crops", CROPS),
             }
         )
     return pd.DataFrame(components), pd.DataFrame(totals)
@@ -78,7 +80,9 @@ def _number(value: float, decimals: int = 2, thousands: bool = False) -> str:
 
 def _total_label(total: pd.Series) -> str:
     samples = int(total["samples_per_clip"])
-    return f"Total ({int(total['crops'])} crops" + (f" x {samples} samples)" if samples > 1 else ")")
+    crops = int(total["crops"])
+    where = "whole frame" if crops == 1 else f"{crops} crops"  # pixel models see the whole frame once
+    return f"Total ({where}" + (f" x {samples} samples)" if samples > 1 else ")")
 
 
 def latex_table(components: pd.DataFrame, totals: pd.DataFrame) -> str:
@@ -120,6 +124,15 @@ def rich_table(components: pd.DataFrame, totals: pd.DataFrame) -> Table:
     return out
 
 
+def default_models() -> list[str]:
+    """Every countable model whose optional packages are installed (the Cosmos diffusers ones need diffusers)."""
+    from dfbench.demo import installed
+    from dfbench.flops import MODELS
+    from dfbench.registry import get_model_spec
+
+    return [name for name in MODELS if installed(get_model_spec(name))]
+
+
 @click.command(name="flops")
 @click.option("--model", "models", multiple=True, type=LazyChoice("dfbench.flops:MODELS", "MODEL"),
               help="Model to count (repeatable) [default: all].")
@@ -143,10 +156,10 @@ def flops_command(
     """GFLOPs of each model component (Table B) and of a whole rollout (Table 2)."""
     from rich.console import Console
 
-    from dfbench.flops import MID_STEPS, MODELS
+    from dfbench.flops import MID_STEPS
 
     components, totals = flops_frames(
-        list(models or MODELS), int(resolution), context, num_samples, MID_STEPS if steps is None else steps,
+        list(models or default_models()), int(resolution), context, num_samples, MID_STEPS if steps is None else steps,
         paper_convention, device,
     )
     out_dir.mkdir(parents=True, exist_ok=True)
