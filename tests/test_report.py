@@ -61,8 +61,9 @@ def test_the_page_is_self_contained(report):
     sources = re.findall(r"""\b(?:src|href)\s*=\s*['"]([^'"]*)""", page)
     assert sources and all(s.startswith("data:image/png;base64,") for s in sources), sources[:3]
     assert "<link" not in page and "@import" not in page and "url(" not in page
-    assert page.count("<img") == 2  # Figure 2 and one clip; no best-of-k data in these results
-    assert "No best-of-k curves" in page
+    # Figure 2, the best-of-k curves (DeltaWorld's sample scores) and one clip.
+    assert page.count("<img") == 3
+    assert "No best-of-k curves" not in page
 
 
 def test_the_page_shows_the_table_with_display_names_and_the_clip(report):
@@ -86,7 +87,8 @@ def test_intervals_in_the_table_frame_are_shown(results_dir):
     row = table.frame[table.frame["model"] == "deltaworld"].iloc[0]
     assert f"[{row[column] - 1.25:.1f}, {row[column] + 2.5:.1f}]" in page
     assert "95% clip-bootstrap intervals" in page
-    assert "No intervals" in table_html(build_main_table(results_dir))
+    assert "No intervals" in table_html(build_main_table(results_dir, ci=0))
+    assert "95% clip-bootstrap intervals" in table_html(build_main_table(results_dir))  # from the records
 
 
 def test_flops_are_counted_for_models_with_a_counting_kind(results_dir):
@@ -134,7 +136,7 @@ def test_the_page_renders_in_a_headless_browser(report, tmp_path):
     dom = subprocess.run([*common, "--virtual-time-budget=10000", "--dump-dom", probed.as_uri()],
                          capture_output=True, text=True, timeout=120, check=True).stdout
     (root,) = re.findall(r"<html[^>]*>", dom)
-    assert 'data-probe="images=2;broken=0"' in root and "data-errors" not in root, root
+    assert 'data-probe="images=3;broken=0"' in root and "data-errors" not in root, root
     shot = Path(os.environ.get("DFBENCH_REPORT_SCREENSHOT") or tmp_path / "report.png")
     subprocess.run([*common, "--window-size=1300,2600", f"--screenshot={shot}", report.as_uri()],
                    capture_output=True, timeout=120, check=True)
