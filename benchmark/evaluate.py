@@ -151,8 +151,7 @@ class Evaluator:
             # Whole frames in, frames out: one generator per clip, crops encoded by the harness.
             generators = [row_generator(self.seed, c.clip.sample_id, WHOLE_FRAME, window.horizon_name) for c in clips]
             preds = forecast_pixels(self.model, self.feature_space, clips, window, self.num_samples, generators, self.device)
-            preds = self._checked(preds, features.shape, len(tgt))
-            return score_rollouts(preds.float(), features[:, tgt], self.model.stochastic, self.protocol.loss_beta)
+            return self._checked(preds, features.shape, len(tgt)).float(), features[:, tgt]
         frames = torch.cat([c.crops for c in clips])
         timestamps = torch.cat([c.clip.timestamps.expand(c.crops.shape[0], -1) for c in clips]).to(self.device)
         ctx = list(window.context)

@@ -15,6 +15,7 @@ from dfbench.config import load_protocol
 from dfbench.errors import DfbenchError
 from dfbench.features import load_feature_space
 from dfbench.heads.catalog import head_source, load_heads
+from dfbench.pixels import is_pixel_model
 from dfbench.registry import get_dataset_class, get_dataset_spec, get_model_class
 from dfbench.run_checks import check_constructor_options, parse_device
 from dfbench.schema import RunIdentity
@@ -231,4 +232,6 @@ def provenance(prep: Prepared, horizons: dict[str, int], wall_time_s: float, inv
         "precision": prep.identity.precision,
         "wall_time_s": round(wall_time_s, 3),
         "invocations": invocations,
+        # A pixel model's frames in (size, frame count, how the four context frames fill them).
+        "pixel_input": prep.model.describe_input() if is_pixel_model(prep.model) else None,
     }

@@ -9,6 +9,7 @@ import torch
 
 from dfbench.features import load_feature_space
 from dfbench.registry import get_dataset_class, get_model_class, get_model_spec
+from dfbench.result_store import latest_result_path
 
 pytest.importorskip("diffusers", reason='diffusers is not installed (pip install "dfbench[cosmos]")')
 
@@ -30,8 +31,9 @@ def test_cosmos_tiny_ships_and_runs_offline_with_best_and_mean(dfbench_cli, tmp_
     result = dfbench_cli("run", "--model", "cosmos-tiny", "--dataset", "synthetic", "--limit", "2", "--num-samples", "3",
                          "--output-dir", str(tmp_path), "--no-progress")
     assert result.code == 0, result.err
-    payload = json.loads((tmp_path / "synthetic" / "cosmos-tiny.json").read_text())
-    assert {m["stat"] for m in payload["metrics"]} == {"best", "mean"}
+    payload = json.loads(latest_result_path(tmp_path, "synthetic", "cosmos-tiny").read_text())
+    assert {m["stat"] for m in payload["metrics"]} == {"best", "mean", "ensemble"}
+    assert payload["provenance"]["pixel_input"]["num_frames"] == 5
 
 
 def test_the_shipped_vae_reconstructs_the_world(tiny, val_clip):

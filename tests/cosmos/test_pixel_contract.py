@@ -18,6 +18,7 @@ from dfbench.errors import DfbenchError
 from dfbench.evaluate import Evaluator
 from dfbench.features import load_feature_space
 from dfbench.pixels import fit_size, prepare_frames, unpad
+from dfbench.result_store import latest_result_path
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -122,5 +123,7 @@ def test_readme_pixel_example_registers_and_runs(dfbench_cli, tmp_path):
     result = dfbench_cli("run", "--model", "linear-pixels", "--dataset", "synthetic", "--limit", "2",
                          "--num-samples", "3", "--output-dir", str(tmp_path), "--no-progress")
     assert result.code == 0, result.err
-    payload = json.loads((tmp_path / "synthetic" / "linear-pixels.json").read_text())
-    assert {m["stat"] for m in payload["metrics"]} == {"best", "mean"}
+    payload = json.loads(latest_result_path(tmp_path, "synthetic", "linear-pixels").read_text())
+    assert {m["stat"] for m in payload["metrics"]} == {"best", "mean", "ensemble"}
+    pixel_input = payload["provenance"]["pixel_input"]  # how the model saw the context
+    assert pixel_input["num_frames"] == len(pixel_input["context_map"]) and max(pixel_input["context_map"]) == 3
