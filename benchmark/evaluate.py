@@ -120,7 +120,7 @@ class Evaluator:
         rows = crop_rows(clips)
         for window in self.windows():
             preds, targets = self.rollouts(clips, window)
-            scored = score_rollouts(preds, targets, self.model.stochastic, self.protocol.loss_beta)
+            scored = self.score(preds, targets)
             for stat, chosen in scored.items():
                 self._accumulate(stats, clips, rows, window, stat, chosen)
             if self.model.stochastic and preds.shape[1] > 1:
@@ -135,7 +135,10 @@ class Evaluator:
         read, one row per crop of :func:`crop_rows`. Scored with the protocol's loss, so
         what the demo figure shows is what the evaluation scores.
         """
-        preds, targets = self.rollouts(clips, window)
+        return self.score(*self.rollouts(clips, window))
+
+    def score(self, preds: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Best-of-S, mean-of-S or single, under the protocol's feature loss."""
         return score_rollouts(preds, targets, self.model.stochastic, self.protocol.loss_beta)
 
     @torch.no_grad()

@@ -30,25 +30,6 @@ SHOWN_CROP = 0
 STAT_ORDER = ("best", "mean", "single")
 
 
-class _RecordingModel:
-    """Passes everything to the wrapped model and keeps its last sampled features.
-
-    The evaluator returns only the chosen rollouts; the sample strip needs all of them.
-    """
-
-    def __init__(self, model: Any) -> None:
-        self._model = model
-        self.samples: torch.Tensor | None = None
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._model, name)
-
-    def predict(self, context, timestamps, num_samples):
-        forecast = self._model.predict(context, timestamps, num_samples)
-        self.samples = forecast.features
-        return forecast
-
-
 @dataclass
 class PanelModel:
     """A model to draw: its display name, the adapter, and its sample count (1 if deterministic)."""
@@ -111,16 +92,17 @@ def clip_panels(
     )
     strip_task = strip_task if strip_task in heads else next(iter(heads))
     for entry in models:
-        recorder = _RecordingModel(entry.model)
-        evaluator = Evaluator(recorder, space, heads, protocol, entry.num_samples, [horizon], seed=seed,
+        evaluator = Evaluator(entry.model, space, heads, protocol, entry.num_samples, [horizon], seed=seed,
                               device=torch.device(device))
-        scored = evaluator.forecast([encoded], window)
+        # The evaluator's own step, kept in two halves: the strip needs every sample.
+        samples, truth = evaluator.rollouts([encoded], window)
+        scored = evaluator.score(samples, truth)
         for stat in (s for s in STAT_ORDER if s in scored):
             maps = {task: _maps(task, evaluator.aligned_outputs([encoded], window, task, scored[stat])[SHOWN_CROP])
                     for task in heads}
             panels.forecasts.append(Forecast(entry.display, stat, maps, entry.num_samples))
-        if entry.model.stochastic and recorder.samples is not None:
-            panels.strips.append(_strip(entry.display, strip_task, recorder.samples, encoded, heads[strip_task], targets))
+        if entry.model.stochastic:
+            panels.strips.append(_strip(entry.display, strip_task, samples, encoded, heads[strip_task], targets))
     return panels
 
 
