@@ -8,34 +8,24 @@ import subprocess
 import sys
 from pathlib import Path
 
-import torch
 
 import dfbench.multi_run
-from dfbench.adapters.base import Context, Forecast, WorldModel, randn_rows
 from dfbench.demo import demo_models
 from dfbench.registry import register_model
 from dfbench.result_store import latest_result_path
 from dfbench.run_pairs import runnable_models
+from test_run import NoisyCopy
 
 BASE = ["--dataset", "synthetic", "--limit", "2", "--num-samples", "2", "--no-progress"]
 MODELS = ("copy-last", "dino-world-bom", "deltaworld")
 
 
 @register_model("test-multi-interrupt")
-class InterruptingCopy(WorldModel):
+class InterruptingCopy(NoisyCopy):
     """Copy-last plus noise; interrupted (Ctrl-C) once ``fail_after`` predictions are made."""
 
-    stochastic = True
     calls = 0
     fail_after: int | None = None
-
-    def predict(self, context: Context, target_timestamps: torch.Tensor, num_samples: int) -> Forecast:
-        type(self).calls += 1
-        if self.fail_after is not None and type(self).calls > self.fail_after:
-            raise KeyboardInterrupt
-        last = context.features[:, -1][:, None, None]
-        noise = randn_rows(context.generators, (num_samples, target_timestamps.shape[1], *last.shape[-2:]))
-        return Forecast(last + 0.5 * noise)
 
 
 def record_lines(out: Path, model: str, dataset: str = "synthetic") -> list[str]:

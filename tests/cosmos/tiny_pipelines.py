@@ -15,6 +15,7 @@ import torch
 
 diffusers = pytest.importorskip("diffusers", reason='diffusers is not installed (pip install "dfbench[cosmos]")')
 
+from dfbench.adapters.cosmos_diffusers import PassThroughChecker  # noqa: E402
 from dfbench.adapters.spec import PixelInput  # noqa: E402
 from dfbench.registry import get_model_class, get_model_spec, register_model_spec  # noqa: E402
 
@@ -23,28 +24,16 @@ TEXT_WIDTH = 32
 TINY_INPUT = {"height": 64, "width": 128}
 
 
-class StandInChecker(torch.nn.Module):
+class StandInChecker(PassThroughChecker):
     """Stands for NVIDIA's guardrail in tests (too large for CI), as in diffusers' tests; counts its calls."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.register_buffer("_where", torch.zeros(1), persistent=False)
         self.videos_checked = 0
-
-    def check_text_safety(self, prompt: str) -> bool:
-        return True
 
     def check_video_safety(self, frames: np.ndarray) -> np.ndarray:
         self.videos_checked += 1
         return frames
-
-    @property
-    def device(self) -> torch.device:
-        return self._where.device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self._where.dtype
 
 
 def _transformer():
