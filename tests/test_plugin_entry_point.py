@@ -10,18 +10,7 @@ import textwrap
 
 import pytest
 
-PYPROJECT = """
-[build-system]
-requires = ["setuptools>=64"]
-build-backend = "setuptools.build_meta"
-
-[project]
-name = "dfbench-plugin-example"
-version = "0.0.1"
-
-[project.entry-points."dfbench.adapters"]
-plugin-last = "dfbench_plugin_example:PluginLast"
-"""
+from tests.plugin_packages import install_plugin
 
 MODULE = '''
 """A third-party adapter: copy-last under another name."""
@@ -40,18 +29,9 @@ class PluginLast(WorldModel):
 @pytest.fixture(scope="module")
 def plugin_site(tmp_path_factory):
     """Builds the example package and installs it into its own site folder with pip."""
-    root = tmp_path_factory.mktemp("plugin")
-    source = root / "src"
-    (source / "dfbench_plugin_example").mkdir(parents=True)
-    (source / "pyproject.toml").write_text(textwrap.dedent(PYPROJECT))
-    (source / "dfbench_plugin_example" / "__init__.py").write_text(textwrap.dedent(MODULE))
-    site = root / "site"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
-         "--target", str(site), str(source)],
-        check=True,
-    )
-    return site
+    return install_plugin(tmp_path_factory.mktemp("plugin"), "dfbench_plugin_example",
+                          {"__init__.py": textwrap.dedent(MODULE)}, "dfbench.adapters",
+                          "plugin-last", "dfbench_plugin_example:PluginLast")
 
 
 def _dfbench(site, *args, cwd):

@@ -7,7 +7,6 @@ import os
 import re
 import subprocess
 import sys
-import textwrap
 from importlib.resources import files
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pytest
 from PIL import Image
 
 from dfbench.result_store import latest_result_path
+from tests.plugin_packages import install_plugin
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 SEG_HEAD = str(files("dfbench.heads").joinpath("assets", "tiny-synthetic-seg.safetensors"))
@@ -77,36 +77,12 @@ def test_readme_dataset_registers_checks_and_runs(dfbench_cli, tmp_path):
     assert broken.code == 2 and "1 problem" in broken.err and "seg-3.png" in broken.err
 
 
-PYPROJECT = """
-[build-system]
-requires = ["setuptools>=64"]
-build-backend = "setuptools.build_meta"
-
-[project]
-name = "dfbench-dataset-example"
-version = "0.0.1"
-
-[project.entry-points."dfbench.datasets"]
-png-clips = "dfbench_dataset_example.clips:PngClips"
-"""
-
-
 @pytest.fixture(scope="module")
 def dataset_site(tmp_path_factory):
     """The README's data set file, built into a package and pip-installed into its own folder."""
-    root = tmp_path_factory.mktemp("dataset-plugin")
-    package = root / "src" / "dfbench_dataset_example"
-    package.mkdir(parents=True)
-    (root / "src" / "pyproject.toml").write_text(textwrap.dedent(PYPROJECT))
-    (package / "__init__.py").write_text("")
-    (package / "clips.py").write_text(_block("@register_dataset"))
-    site = root / "site"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
-         "--target", str(site), str(root / "src")],
-        check=True,
-    )
-    return site
+    return install_plugin(tmp_path_factory.mktemp("dataset-plugin"), "dfbench_dataset_example",
+                          {"clips.py": _block("@register_dataset")}, "dfbench.datasets",
+                          "png-clips", "dfbench_dataset_example.clips:PngClips")
 
 
 def _dfbench(site, *args, cwd, env_extra=None):
