@@ -5,7 +5,9 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from dfbench.formatting import format_number
 from dfbench.run import RunOutcome
+from dfbench.tasks import metric_defs
 
 
 def print_summary(outcome: RunOutcome, console: Console | None = None) -> None:
@@ -25,8 +27,11 @@ def print_summary(outcome: RunOutcome, console: Console | None = None) -> None:
     # The task metrics first; of the best-of-k curve only its ends (the whole curve is in the result file).
     last_k = f"best_of_{result.identity.num_samples}"
     shown = [e for e in result.metrics if not e.metric.startswith("best_of_") or e.metric in ("best_of_1", last_k)]
+    decimals = {m.name: m.decimals for m in metric_defs()}
     for entry in sorted(shown, key=lambda e: e.stat == "ensemble"):
-        table.add_row(entry.metric, entry.horizon, entry.stat, f"{entry.value:.4g}")
+        # Task metrics as the tables print them; sample scores (no MetricDef) to 4 significant digits.
+        value = format_number(entry.value, decimals[entry.metric]) if entry.metric in decimals else f"{entry.value:.4g}"
+        table.add_row(entry.metric, entry.horizon, entry.stat, value)
     console.print(table)
     if outcome.reused:
         say(f"already computed: reported {outcome.path} (delete it to compute again)")
