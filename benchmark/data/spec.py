@@ -36,6 +36,8 @@ class DatasetSpec:
             under protocols that score moving objects); empty if the data set has none.
         protocol_tasks: protocol name -> tasks (task -> classes) the data set also has
             under that protocol only (Cityscapes' relative depth under dinoforesight).
+        protocol_feature_spaces: protocol name -> the feature space the data set is evaluated
+            in under it, where not the protocol's default (the synthetic world's tiny spaces).
     """
 
     name: str
@@ -49,6 +51,7 @@ class DatasetSpec:
     train_frames: str | None = None
     moving_classes: tuple[int, ...] = ()
     protocol_tasks: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    protocol_feature_spaces: Mapping[str, str] = field(default_factory=dict)
 
     def tasks_under(self, protocol: str) -> dict[str, int]:
         """The data set's own tasks (task -> classes) under a protocol, before it renames them."""

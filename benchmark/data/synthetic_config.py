@@ -63,4 +63,5 @@ def synthetic_spec(config: SyntheticConfig) -> DatasetSpec:
         decode_workers=0,  # rendering a clip is cheaper than starting worker processes
         train_frames="dfbench.data.synthetic:TRAIN_CLIPS",
         moving_classes=tuple(config.classes.index(name) for name in MOVING if name in config.classes),
+        protocol_feature_spaces={"dinoforesight": "tiny-ml-pca"},  # multi-layer PCA over the embedded backbone
     )
