@@ -76,7 +76,7 @@ def run_command(**kw) -> None:
     from dfbench.run_pairs import check_single_pair_options, expand_pairs
     from dfbench.run_summary import print_summary
 
-    pairs = expand_pairs(kw["model"], kw["dataset"], kw["feature_space"])
+    pairs = expand_pairs(kw["model"], kw["dataset"], kw["feature_space"], kw["protocol"])
     check_single_pair_options(pairs, kw)
     dataset_options = parse_key_values(kw["dataset_args"], "--dataset-arg")
     if kw["split_file"]:

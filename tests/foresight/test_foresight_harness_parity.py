@@ -18,7 +18,7 @@ from foresight_helpers import close
 
 from dfbench.config import load_protocol
 from dfbench.data.base import Clip
-from dfbench.evaluate import Evaluator, finalize_stats, run_evaluation
+from dfbench.evaluate import Evaluator, run_evaluation
 from dfbench.models.foresight_weights import save_foresight_safetensors
 from dfbench.protocol_aggregation import protocol_entries
 from dfbench.registry import get_model_class

@@ -10,7 +10,6 @@ set. Bad inputs are one line, exit 2, nothing written.
 from __future__ import annotations
 
 import json
-import pickle
 import sys
 import types
 from pathlib import Path

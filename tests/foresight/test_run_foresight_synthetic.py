@@ -78,3 +78,11 @@ def test_bad_protocol_options_are_one_line(bad, tmp_path, dfbench_cli):
                        "--protocol-arg", bad, "--output-dir", str(tmp_path / "out"), "--no-progress")
     assert done.code == 2 and len(done.err.strip().splitlines()) == 1 and "protocol" in done.err
     assert not (tmp_path / "out" / "synthetic").exists()
+
+
+def test_all_models_under_a_protocol_are_those_evaluated_under_it():
+    from dfbench.run_pairs import expand_pairs
+
+    names = [m for m, _ in expand_pairs("all", "synthetic", None, "dinoforesight")]
+    assert {"copy-last", "present"} <= set(names) and "dino-world" not in names and "deltaworld" not in names
+    assert "dino-world" in [m for m, _ in expand_pairs("all", "synthetic", None)]
