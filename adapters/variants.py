@@ -67,6 +67,11 @@ def _predict1(name: str, size: str, reference: str) -> ModelSpec:
     )
 
 
+def _foresight_release(filename: str) -> WeightSource:
+    return WeightSource(hub_id="Sta8is/DINO-Foresight", filename=filename, licence="MIT",
+                        origin="released with DINO-Foresight (Karypidis et al., NeurIPS 2025), trained on Cityscapes")
+
+
 _DELTATOK = _tiny("tiny-deltatok.safetensors", "tiny-deltatok.yaml")
 _FRAMETOK = _tiny("tiny-frametok.safetensors", "tiny-frametok.yaml")
 _DELTAWORLD_FAMILY = "dfbench.adapters.predictor_models:DeltaWorldFamily"
@@ -171,6 +176,21 @@ MODEL_SPECS: tuple[ModelSpec, ...] = (
             "nvidia/Cosmos-Predict2-14B-Video2World", temporal=4, steps=35),
     _cosmos("cosmos-predict2.5-2b", "Cosmos-Predict2.5 2B", "Cosmos2_5_PredictBasePipeline",
             "nvidia/Cosmos-Predict2.5-2B", temporal=4, steps=36, revision="diffusers/base/post-trained"),
+    ModelSpec(
+        name="dino-foresight",
+        display="DINO-Foresight",
+        family="dfbench.adapters.dino_foresight:DinoForesightModel",
+        requires_weights=True,
+        default_protocol="dinoforesight",
+        default_feature_space="dinov2-vitb14-reg-pca1152",
+        weights={
+            "dinov2-vitb14-reg-pca1152": {"predictor": _foresight_release("dinof_highres.ckpt")},
+            "dinov2-vitb14-reg-pca1152-lowres": {"predictor": _foresight_release("dinof_lowres.ckpt")},
+            "tiny-ml-pca": {"predictor": _tiny("tiny-dino-foresight.safetensors", "tiny-dino-foresight.yaml")},
+        },
+        table=TableRow(reference="dino_foresight"),
+        description="DINO-Foresight: masked feature transformer on PCA-compressed multi-layer DINOv2 features.",
+    ),
     ModelSpec(
         name="present",
         display="Present (upper bound)",

@@ -18,7 +18,7 @@ from dfbench.feature_cache import FeatureCache
 from dfbench.features.base import FeatureSpace
 from dfbench.heads.linear import features_to_map
 from dfbench.pixels import forecast_pixels, is_pixel_model
-from dfbench.protocol import Window, align_to_labels, label_halves, square_crops, windows
+from dfbench.protocol import Window, align_to_labels, crop_views, label_views, token_grid, windows
 from dfbench.results import parse_stat_key, stat_key
 from dfbench.sample_scores import ENSEMBLE, EnsembleStats, ensemble_statistics, stats_owner
 from dfbench.sample_scores import STAT as ENSEMBLE_STAT
@@ -63,14 +63,15 @@ def encode_clip(
     device: torch.device,
     feature_cache: FeatureCache | None = None,
     cache_key: tuple[str, ...] = (),
+    crops_mode: str = "square",
 ) -> EncodedClip:
     """Crops, features and label halves of one clip, one encoder call per clip.
 
-    Encoding clip by clip keeps features identical at every batch size.
+    Encoding clip by clip keeps features identical at every batch size. ``crops_mode``
+    "none" (a protocol's ``crops``) keeps whole frames and labels: one row per clip.
     """
-    crops = square_crops(clip.frames)
-    side = crops.shape[-1]
-    grid = (side // feature_space.patch_size, side // feature_space.patch_size)
+    crops = crop_views(clip.frames, crops_mode)
+    grid = token_grid(feature_space, crops)
     key = (*cache_key, clip.sample_id)
     features = None if feature_cache is None else feature_cache.get(key)
     if features is None:
@@ -80,7 +81,7 @@ def encode_clip(
             feature_cache.put(key, features)
     height, width = clip.frames.shape[-2:]
     halves = {
-        task: label_halves(labels, height, width, get_task(task).ignore_value) for task, labels in clip.labels.items()
+        task: label_views(labels, height, width, get_task(task).ignore_value, crops_mode) for task, labels in clip.labels.items()
     }
     return EncodedClip(clip, crops, features.to(device), halves, grid)
 
@@ -111,7 +112,7 @@ class Evaluator:
         return windows(self.protocol.clip_length, self.protocol.context_length, chosen)
 
     def encode(self, clip: Clip) -> EncodedClip:
-        return encode_clip(clip, self.feature_space, self.device, self.feature_cache, self.cache_key)
+        return encode_clip(clip, self.feature_space, self.device, self.feature_cache, self.cache_key, self.protocol.crops)
 
     @torch.no_grad()
     def evaluate(self, clips: list[EncodedClip]) -> list[dict[str, Any]]:
@@ -181,6 +182,9 @@ class Evaluator:
         outputs = outputs.reshape(chosen.shape[0], len(window.targets), *outputs.shape[1:])
         aligned = []
         for row, (i, r) in enumerate(crop_rows(clips)):
+            if self.protocol.crops == "none":  # whole frames: the task upsamples to its labels itself
+                aligned.append(outputs[row])
+                continue
             label_size = tuple(clips[i].halves[task].shape[-2:])
             aligned.append(align_to_labels(outputs[row], r, label_size, *clips[i].frame_size))
         return aligned

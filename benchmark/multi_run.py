@@ -115,7 +115,7 @@ def _step(clips: list, pairs: list[Pair], feature_cache: FeatureCache | None) ->
     """One batch: each clip encoded once, then evaluated by every pair that lacks it."""
     first = pairs[0].prep
     encoded = [encode_clip(clip_to(clip, first.device), first.feature_space, first.device, feature_cache,
-                           first.cache_key) for clip in clips]
+                           first.cache_key, first.protocol.crops) for clip in clips]
     out: dict[int, list[dict]] = {}
     for index, pair in enumerate(pairs):
         wanted = [e for e in encoded if e.clip.sample_id in pair.todo_set]

@@ -75,6 +75,24 @@ def square_crops(frames: torch.Tensor) -> torch.Tensor:
     return torch.stack([first, second])
 
 
+def crop_views(frames: torch.Tensor, mode: str = "square") -> torch.Tensor:
+    """Frames [..., H, W] -> [R, ..., h, w]: the square crops, or (mode "none") the whole frames as R = 1."""
+    return frames.unsqueeze(0) if mode == "none" else square_crops(frames)
+
+
+def label_views(labels: torch.Tensor, frame_height: int, frame_width: int, fill: float, mode: str = "square") -> torch.Tensor:
+    """Labels [..., h, w] -> [R, ...] matching :func:`crop_views`: halves, or the whole labels."""
+    return labels.unsqueeze(0) if mode == "none" else label_halves(labels, frame_height, frame_width, fill)
+
+
+def token_grid(feature_space, frames: torch.Tensor) -> tuple[int, int]:
+    """(h, w) tokens of one crop view [..., H, W]: the feature space's own grid when it resizes frames."""
+    grid = getattr(feature_space, "grid", None)
+    if isinstance(grid, tuple):
+        return grid
+    return frames.shape[-2] // feature_space.patch_size, frames.shape[-1] // feature_space.patch_size
+
+
 def label_halves(labels: torch.Tensor, frame_height: int, frame_width: int, fill: float) -> torch.Tensor:
     """Labels [..., h, w] -> halves [R, ..., h', w'] matching :func:`square_crops`.
 

@@ -337,4 +337,8 @@ def task_names() -> list[str]:
 
 
 def get_task(name: str):
+    """The task ``name``; ``base[params]`` is the base task's variant (``seg-mo[5,6]``)."""
+    base, bracket, rest = name.partition("[")
+    if bracket and rest.endswith("]"):
+        return TASKS.get(base).with_parameters(rest[:-1])
     return TASKS.get(name)

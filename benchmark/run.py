@@ -17,6 +17,7 @@ from dfbench.errors import DfbenchError
 from dfbench.feature_cache import FeatureCache
 from dfbench.files import check_writable, write_json_atomic
 from dfbench.hub import check_hub_cached
+from dfbench.protocol_aggregation import protocol_entries
 from dfbench.record_log import RecordLog
 from dfbench.result_store import read_result
 from dfbench.results import aggregate, headline
@@ -43,7 +44,8 @@ class RunOptions:
     limit: int | None = None
     output_dir: str = "results"
     heads: dict[str, str] = field(default_factory=dict)
-    protocol: str = "dinoworld"
+    protocol: str | None = None  # None: the model's (its spec's default_protocol)
+    protocol_options: dict[str, Any] = field(default_factory=dict)
     dataset_options: dict[str, Any] = field(default_factory=dict)
     model_options: dict[str, Any] = field(default_factory=dict)
     precision: str = "auto"
@@ -94,7 +96,8 @@ def write(prep: Prepared, log: RecordLog, path: Path, started: float, resumed: i
     """Aggregates the records and writes the result file atomically; ``extra``: more provenance."""
     records, wall_time = log.finalize(prep.sample_ids, time.perf_counter() - started)
     try:
-        entries = aggregate([r.to_json() for r in records], prep.dataset_cls.tasks)
+        entries = aggregate([r.to_json() for r in records], prep.tasks)
+        entries = protocol_entries(entries, [r.to_json() for r in records], prep.tasks, prep.identity.protocol_options)
     except (KeyError, TypeError, ValueError, IndexError) as err:
         raise DfbenchError(f"the records in {log.final_path} cannot be aggregated ({type(err).__name__}: {err}); "
                            "delete that file to compute this result afresh.") from err

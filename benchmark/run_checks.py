@@ -13,7 +13,7 @@ from dfbench.errors import DfbenchError
 
 # Options that have their own flag and must not come in through --model-arg / --dataset-arg.
 OWN_FLAGS = {"checkpoint": "--checkpoint", "feature_space": "--feature-space", "root": "--data-root",
-             "frame_size": "the feature space"}
+             "frame_size": "the feature space", "labels": "--protocol", "resize": "--protocol"}
 
 
 def check_counts(num_samples: int | None, batch_size: int, limit: int | None, num_workers: int | None) -> None:

@@ -51,18 +51,28 @@ def runnable_models(feature_space: str) -> list[str]:
     return names
 
 
-def expand_pairs(models: str, datasets: str, feature_space: str | None) -> list[tuple[str, str]]:
-    """(model, data set) pairs, data set by data set; ``all`` is every model runnable in its feature space."""
-    from dfbench.registry import get_dataset_spec, get_model_class
+def expand_pairs(models: str, datasets: str, feature_space: str | None, protocol: str | None = None) -> list[tuple[str, str]]:
+    """(model, data set) pairs, data set by data set; ``all`` is every model runnable in its feature space
+    (under ``--protocol``: those evaluated under it, in the feature space it or the data set picks)."""
+    from dfbench.registry import get_dataset_spec, get_model_class, get_model_spec
 
     pairs = []
     for dataset in split_names(datasets, "--dataset"):
         spec = get_dataset_spec(dataset)
         if models.strip() == ALL:
-            names = runnable_models(feature_space or spec.default_feature_space)
+            space = feature_space or spec.default_feature_space
+            if protocol is not None and feature_space is None:
+                from dfbench.config import load_protocol
+
+                loaded = load_protocol(protocol)
+                space = spec.protocol_feature_spaces.get(loaded.name) or loaded.default_feature_space or space
+            names = runnable_models(space)
+            if protocol is not None:  # models with weights run under their own protocol only
+                names = [n for n in names if not get_model_spec(n).requires_weights
+                         or get_model_spec(n).default_protocol == protocol]
             if not names:
                 raise DfbenchError(f"no registered model runs in feature space "
-                                   f"'{feature_space or spec.default_feature_space}'; see 'dfbench list'.")
+                                   f"'{space}'; see 'dfbench list'.")
         else:
             names = split_names(models, "--model")
             for name in names:

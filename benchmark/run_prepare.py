@@ -16,11 +16,9 @@ from dfbench.errors import DfbenchError
 from dfbench.features import load_feature_space
 from dfbench.heads.catalog import head_source, load_heads
 from dfbench.pixels import is_pixel_model
-from dfbench.registry import get_dataset_class, get_dataset_spec, get_model_class
+from dfbench.registry import get_dataset_class, get_dataset_spec, get_model_class, get_model_spec
 from dfbench.run_checks import check_constructor_options, parse_device
 from dfbench.schema import RunIdentity
-
-# The feature space a data set is evaluated in unless --feature-space says otherwise.
 
 
 def quiet_weight_loading() -> None:
@@ -71,9 +69,11 @@ def frame_size_hint(feature_space: str) -> int | None:
     return weights.frame_size if weights is not None else None
 
 
-def build_dataset(name: str, root: str | None, frame_size: int, options: dict[str, Any]):
+def build_dataset(name: str, root: str | None, frame_size: int, options: dict[str, Any],
+                  protocol_options: dict[str, Any] | None = None):
+    """The data set, checked; ``protocol_options``: the loader settings a protocol adds (labels, resize)."""
     cls = get_dataset_class(name)
-    dataset = cls(root=root, frame_size=frame_size, **options)
+    dataset = cls(root=root, frame_size=frame_size, **options, **(protocol_options or {}))
     problems = dataset.check()  # before any model runs: a broken tree fails now, not at clip 300
     if problems:
         from dfbench.data.checks import error_message
@@ -105,6 +105,69 @@ def build_model(model_cls: type, feature_space, options):
         ) from err
 
 
+def resolve_protocol(options):
+    """The run's protocol: ``--protocol``, else the model's; a model with weights runs under its own only."""
+    spec = get_model_spec(options.model)
+    name = options.protocol or spec.default_protocol
+    if spec.requires_weights and name != spec.default_protocol:
+        raise DfbenchError(
+            f"model '{options.model}' is evaluated under protocol '{spec.default_protocol}', not '{name}'; "
+            f"drop --protocol (or pass --protocol {spec.default_protocol})."
+        )
+    return load_protocol(name)
+
+
+def resolve_feature_space(options, protocol, dataset_spec) -> str:
+    """``--feature-space``, else the data set's for this protocol, the protocol's, the data set's default."""
+    return (options.feature_space or dataset_spec.protocol_feature_spaces.get(protocol.name)
+            or protocol.default_feature_space or dataset_spec.default_feature_space)
+
+
+def scored_tasks(protocol, dataset_spec) -> tuple[dict[str, int], dict[str, Any]]:
+    """Task -> classes the run scores, and the loader options that produce their labels."""
+    scored = protocol.scored_tasks(dataset_spec.tasks_under(protocol.name), dataset_spec)
+    tasks = {task: classes for task, (_, classes) in scored.items()}
+    labels = {task: source for task, (source, _) in scored.items()}
+    loader: dict[str, Any] = {}
+    if any(task != source for task, source in labels.items()) or set(labels) != set(dataset_spec.tasks):
+        loader["labels"] = labels
+    if not protocol.resize_frames:
+        loader["resize"] = False
+    return tasks, loader
+
+
+class DecodedHead(torch.nn.Module):
+    """A head over a compressed feature space's decoded features (DINO-Foresight's inverse PCA, then DPT).
+
+    The hook that lets plain DPT heads read multi-layer PCA features; a head that decodes by
+    itself (``dfbench.heads`` over such a space) is used as it is.
+    """
+
+    def __init__(self, decode, head: torch.nn.Module) -> None:
+        super().__init__()
+        self.decode = decode
+        self.head = head
+
+    def forward(self, maps: torch.Tensor) -> torch.Tensor:
+        return self.head(self.decode(maps.movedim(1, -1)).movedim(-1, 1))
+
+
+def heads_over(feature_space, heads: dict[str, Any]) -> dict[str, Any]:
+    """Plain DPT heads on a feature space that decodes (multi-layer PCA) read its decoded features."""
+    from dfbench.heads.dpt import DPTHead
+
+    decode = getattr(feature_space, "decode", None)
+    if decode is None:
+        return heads
+    return {task: DecodedHead(decode, head) if type(head) is DPTHead else head for task, head in heads.items()}
+
+
+def head_dim(feature_space) -> int:
+    """The width a head of this feature space reads: the decoded width where the space decodes."""
+    pca = getattr(feature_space, "pca", None)
+    return int(pca.width) if getattr(feature_space, "decode", None) is not None and pca is not None else feature_space.dim
+
+
 @dataclass
 class Prepared:
     """Everything loaded and checked for one run, and the identity it defines."""
@@ -124,6 +187,7 @@ class Prepared:
     num_all_clips: int
     identity: RunIdentity
     cache_key: tuple[str, ...]
+    tasks: dict[str, int]  # task -> classes, as the protocol scores the data set
 
 
 def _shared(shared: dict | None, key: tuple, load):
@@ -144,7 +208,8 @@ def prepare(options, shared: dict | None = None) -> Prepared:
     Raises:
         DfbenchError: any bad input, named with its fix; nothing has been written.
     """
-    protocol = load_protocol(options.protocol)
+    protocol = resolve_protocol(options)
+    protocol_options = protocol.resolve_options(options.protocol_options)
     num_samples = options.num_samples if options.num_samples is not None else protocol.default_num_samples
     unknown = [h for h in options.horizons if h not in protocol.horizons]
     if unknown or not options.horizons:
@@ -155,15 +220,18 @@ def prepare(options, shared: dict | None = None) -> Prepared:
     check_constructor_options(dataset_cls, options.dataset_options, f"data set '{options.dataset}'", "--dataset-arg")
     device = parse_device(options.device)
     dtype = resolve_precision(options.precision, device)
-    fs_name = options.feature_space or get_dataset_spec(options.dataset).default_feature_space
+    dataset_spec = get_dataset_spec(options.dataset)
+    fs_name = resolve_feature_space(options, protocol, dataset_spec)
+    tasks, loader_options = scored_tasks(protocol, dataset_spec)
 
     # The data tree before any weights: a wrong --data-root fails in a second, not after a download.
     hint = frame_size_hint(fs_name)
 
     def data(frame_size):
-        key = ("dataset", options.dataset, options.data_root, frame_size, repr(sorted(options.dataset_options.items())))
+        key = ("dataset", options.dataset, options.data_root, frame_size, repr(sorted(options.dataset_options.items())),
+               repr(sorted(loader_options.items())))
         return _shared(shared, key, lambda: build_dataset(options.dataset, options.data_root, frame_size,
-                                                          options.dataset_options))
+                                                          options.dataset_options, loader_options))
 
     dataset = data(hint) if hint else None
     quiet_weight_loading()
@@ -172,7 +240,7 @@ def prepare(options, shared: dict | None = None) -> Prepared:
     if dataset is None or feature_space.frame_size != hint:
         dataset = data(feature_space.frame_size)
     model = build_model(model_cls, feature_space, options).to(device)
-    heads = load_heads(fs_name, feature_space.dim, dataset_cls.name, dataset_cls.tasks, options.heads)
+    heads = heads_over(feature_space, load_heads(fs_name, head_dim(feature_space), dataset_cls.name, tasks, options.heads))
     heads = {task: head.to(device) for task, head in heads.items()}
     head_sources = {t: options.heads.get(t) or head_source(fs_name, dataset_cls.name, t) for t in heads}
 
@@ -201,12 +269,15 @@ def prepare(options, shared: dict | None = None) -> Prepared:
         weights=weights,
         model_options=dict(options.model_options),
         dataset_options={k: str(v) if isinstance(v, Path) else v for k, v in options.dataset_options.items()},
+        protocol_options=protocol_options,
     )
     # Features depend on the backbone's weights too: another --feature-space-path never reuses them.
     cache_key = (options.dataset, version, fs_name, str(fs_digest or ""), protocol.version,
                  str(feature_space.frame_size), str(dtype))
+    if protocol.crops != "square" or not protocol.resize_frames:  # other crops, other features (dinoworld's key unchanged)
+        cache_key += (protocol.name, protocol.crops, str(protocol.resize_frames))
     return Prepared(options, protocol, device, dtype, feature_space, dataset, dataset_cls, model, model_cls, heads,
-                    head_sources, sample_ids, len(all_ids), identity, cache_key)
+                    head_sources, sample_ids, len(all_ids), identity, cache_key, tasks)
 
 
 def provenance(prep: Prepared, horizons: dict[str, int], wall_time_s: float, invocations: int) -> dict[str, Any]:
@@ -215,7 +286,8 @@ def provenance(prep: Prepared, horizons: dict[str, int], wall_time_s: float, inv
     return {
         "feature_space": prep.identity.feature_space,
         "feature_space_path": options.feature_space_path,
-        "protocol": {**prep.protocol.as_dict(), "context_length": prep.protocol.context_length, "horizons": horizons},
+        "protocol": {**prep.protocol.as_dict(), "context_length": prep.protocol.context_length, "horizons": horizons,
+                     "options": prep.identity.protocol_options, "crops": prep.protocol.crops},
         "seed": options.seed,
         "checkpoints": {
             "model": prep.model.checkpoint_files(),

@@ -50,6 +50,7 @@ class RunIdentity:
     Attributes:
         weights: sha256 of every weight file loaded, by role (``deltaworld``, ``deltatok``,
             ``head/seg``, ``feature_space``...).
+        protocol_options: the protocol's settings (``--protocol-arg``, e.g. the depth aggregation).
         limit: the clip set: the first ``limit`` clips, or all of them (None).
         numerics_version: ``dfbench.NUMERICS_VERSION`` of the code that computed the numbers.
     """
@@ -69,10 +70,13 @@ class RunIdentity:
     weights: dict[str, str] = field(default_factory=dict)
     model_options: dict[str, Any] = field(default_factory=dict)
     dataset_options: dict[str, Any] = field(default_factory=dict)
+    protocol_options: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["horizons"] = list(self.horizons)
+        if not self.protocol_options:
+            del out["protocol_options"]  # protocols without options keep their identities (and digests)
         return out
 
     @classmethod
@@ -94,6 +98,7 @@ class RunIdentity:
             weights=dict(weights),
             model_options=dict(_object(data.get("model_options", {}), where, "'model_options'")),
             dataset_options=dict(_object(data.get("dataset_options", {}), where, "'dataset_options'")),
+            protocol_options=dict(_object(data.get("protocol_options", {}), where, "'protocol_options'")),
         )
 
     def digest(self) -> str:

@@ -8,15 +8,23 @@ from dfbench.errors import DfbenchError
 
 
 def parse_heads(values: tuple[str, ...]) -> dict[str, str]:
-    from dfbench.tasks import task_names
+    from dfbench.tasks import get_task, task_names
 
     heads = {}
     for value in values:
         task, sep, source = value.partition("=")
-        if not sep or task not in task_names():
+        known = task.partition("[")[0] in task_names()  # seg-mo[5,6]: a data set's variant of seg-mo
+        if not sep or not known:
             raise DfbenchError(f"--head takes TASK=PATH with TASK one of {', '.join(task_names())}, got '{value}'.")
-        heads[task] = source
+        heads[get_task(task).name] = source
     return heads
+
+
+def protocol_line(outcome) -> str:
+    """Which protocol (and its options, e.g. the depth aggregation) a result was computed under."""
+    identity = outcome.result.identity
+    options = ", ".join(f"{k}={v}" for k, v in identity.protocol_options.items())
+    return f"protocol {identity.protocol} {identity.protocol_version}" + (f" ({options})" if options else "")
 
 
 @click.command("run")
@@ -29,6 +37,11 @@ def parse_heads(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--feature-space-path", default=None, help="Local folder of the feature-space weights.")
 @click.option("--checkpoint", default=None, help="Model checkpoint: a local file or a Hugging Face hub id.")
 @click.option("--head", "heads", multiple=True, help="Override a task head: seg=PATH or depth=PATH.")
+@click.option("--protocol", default=None,
+              help="Evaluation protocol (configs/protocol/NAME.yaml); default: the model's (dinoworld for most).")
+@click.option("--protocol-arg", "protocol_args", multiple=True, metavar="KEY=VALUE",
+              help="Protocol option, e.g. depth_aggregation=official official_batch_size=2 official_devices=8 "
+                   "under dinoforesight; part of the result's identity.")
 @click.option("--num-samples", type=int, default=None, help="Samples per rollout for generative models (default 20).")
 @click.option("--horizons", default="short,mid", show_default=True, help="Comma-separated horizons.")
 @click.option("--batch-size", type=int, default=1, show_default=True, help="Clips per forward pass.")
@@ -63,13 +76,15 @@ def run_command(**kw) -> None:
     from dfbench.run_pairs import check_single_pair_options, expand_pairs
     from dfbench.run_summary import print_summary
 
-    pairs = expand_pairs(kw["model"], kw["dataset"], kw["feature_space"])
+    pairs = expand_pairs(kw["model"], kw["dataset"], kw["feature_space"], kw["protocol"])
     check_single_pair_options(pairs, kw)
     dataset_options = parse_key_values(kw["dataset_args"], "--dataset-arg")
     if kw["split_file"]:
         dataset_options["split_file"] = kw["split_file"]
     heads = parse_heads(kw["heads"])
     model_options = parse_key_values(kw["model_args"], "--model-arg")
+    # --protocol-arg a=1 b=2 and --protocol-arg a=1 --protocol-arg b=2 both work
+    protocol_options = parse_key_values(tuple(p for arg in kw["protocol_args"] for p in arg.split()), "--protocol-arg")
     options = [
         RunOptions(
             model=model,
@@ -88,6 +103,8 @@ def run_command(**kw) -> None:
             heads=dict(heads),
             dataset_options=dict(dataset_options),
             model_options=dict(model_options),
+            protocol=kw["protocol"],
+            protocol_options=dict(protocol_options),
             precision=kw["precision"],
             feature_cache_dir=kw["feature_cache"],
             num_workers=kw["num_workers"],
@@ -104,3 +121,5 @@ def run_command(**kw) -> None:
     for outcome in outcomes:
         if outcome is not None:  # rank 0 reports; the other ranks computed their shards
             print_summary(outcome)
+            if outcome.result.identity.protocol_options:
+                click.echo(protocol_line(outcome))

@@ -5,6 +5,8 @@ Layout under the root (the official ``leftImg8bit_sequence_trainvaltest.zip`` an
 
     leftImg8bit_sequence/val/<city>/<city>_<seq>_<frame:06d>_leftImg8bit.png   30-frame snippets
     gtFine/val/<city>/<city>_<seq>_<frame:06d>_gtFine_labelIds.png              the 20th frame of each
+    leftImg8bit_sequence_depthv2/val/<city>/<city>_<seq>_<frame:06d>_leftImg8bit_depth.png
+        8-bit relative depth of the labelled frames (DINO-Foresight's, read under its protocol only)
 
 One clip per fine label: frames f-18, f-15, ..., f (stride int(0.1875 s * 16 fps) = 3),
 only the last frame labelled. Clips follow the sorted label paths (the reference does
@@ -33,6 +35,8 @@ FPS = 16.0
 STRIDE = int(0.1875 * FPS)  # 3 frames = 0.1875 s, the DINO-world stride for Cityscapes
 LABEL_SUFFIX = "_gtFine_labelIds.png"
 FRAME_SUFFIX = "_leftImg8bit.png"
+DEPTH_FOLDER = "leftImg8bit_sequence_depthv2"  # DINO-Foresight's Depth-Anything-V2 pseudo-labels
+DEPTH_SUFFIX = "_leftImg8bit_depth.png"
 
 # Cityscapes labelIds -> the 19 evaluation trainIds (cityscapesScripts' labels.py); all
 # other ids, including void and the rarely-labelled classes, become ignore.
@@ -52,6 +56,8 @@ SPEC = DatasetSpec(
     fps=FPS,
     env="CITYSCAPES_ROOT",
     train_frames="dfbench.data.cityscapes:TRAIN_FRAMES",
+    moving_classes=tuple(range(11, 19)),  # person, rider, car, truck, bus, train, motorcycle, bicycle
+    protocol_tasks={"dinoforesight": {"depth": 1}},  # relative depth from the depthv2 PNGs
 )
 
 
@@ -73,6 +79,7 @@ class _Sample:
     frame_paths: tuple[Path, ...]
     frame_indices: tuple[int, ...]
     label_path: Path
+    depth_path: Path
 
 
 class CityscapesDataset(RootDataset):
@@ -102,11 +109,22 @@ class CityscapesDataset(RootDataset):
     def labels_dir(self) -> Path:
         return self.root / "gtFine" / self.split
 
+    @property
+    def depth_dir(self) -> Path:
+        return self.root / DEPTH_FOLDER / self.split
+
+    @property
+    def reads_depth(self) -> bool:
+        return "depth" in self.labels.values()
+
     def _layout(self) -> dict[str, str]:
-        return {
+        layout = {
             f"leftImg8bit_sequence/{self.split}": "the 30-frame snippets, leftImg8bit_sequence_trainvaltest.zip",
             f"gtFine/{self.split}": "the fine labels, gtFine_trainvaltest.zip",
         }
+        if self.reads_depth:
+            layout[f"{DEPTH_FOLDER}/{self.split}"] = "DINO-Foresight's relative depth PNGs (its preprocess_scripts/run_depth_cs.py)"
+        return layout
 
     def _index(self) -> dict[str, _Sample]:
         if self._samples is None:
@@ -125,7 +143,8 @@ class CityscapesDataset(RootDataset):
                 folder = self.frames_dir / label_path.parent.name
                 paths = tuple(folder / f"{city}_{sequence}_{i:06d}{FRAME_SUFFIX}" for i in indices)
                 sample_id = f"{label_path.parent.name}/{city}_{sequence}_{frame}"
-                self._samples[sample_id] = _Sample(paths, indices, label_path)
+                depth = self.depth_dir / label_path.parent.name / f"{city}_{sequence}_{frame}{DEPTH_SUFFIX}"
+                self._samples[sample_id] = _Sample(paths, indices, label_path, depth)
         return self._samples
 
     def load(self, sample_id: str) -> Clip:
@@ -134,7 +153,22 @@ class CityscapesDataset(RootDataset):
         train_ids = label_ids_to_train_ids(read_label_array(sample.label_path))
         labels = torch.full((NUM_FRAMES, *train_ids.shape), SEG_IGNORE, dtype=torch.int64)
         labels[-1] = torch.from_numpy(train_ids)
-        return self._clip(sample_id, frames, sample.frame_indices, {"seg": labels})
+        out = {"seg": labels}
+        if self.reads_depth:
+            out["depth"] = self._depth(sample)
+        return self._clip(sample_id, frames, sample.frame_indices, out)
+
+    def _depth(self, sample: _Sample) -> torch.Tensor:
+        """uint8 relative depth [T, h, w] of the labelled (last) frame; the other frames 0 (no label)."""
+        if not sample.depth_path.is_file():
+            raise DfbenchError(
+                f"relative depth PNG {sample.depth_path} does not exist; make the depth PNGs with DINO-Foresight's "
+                "preprocess_scripts/run_depth_cs.py into the cityscapes root, or score segmentation only."
+            )
+        depth = torch.from_numpy(read_label_array(sample.depth_path, np.uint8))
+        out = torch.zeros((NUM_FRAMES, *depth.shape), dtype=torch.uint8)
+        out[-1] = depth
+        return out
 
     def check(self, deep: bool = False) -> list[DataProblem]:
         """Layout, then every frame and label of every clip (header and tail; ``deep`` decodes)."""
@@ -147,6 +181,10 @@ class CityscapesDataset(RootDataset):
         for sample_id, sample in samples.items():
             problems += check_clip_images(sample_id, "f-18..f step 3", sample.frame_paths, deep=deep)
             if problem := check_image(sample.label_path, f"labelIds PNG of clip {sample_id}", modes=("L",), deep=deep):
+                problems.append(problem)
+            if self.reads_depth and (
+                problem := check_image(sample.depth_path, f"relative depth PNG of clip {sample_id}", modes=("L",), deep=deep)
+            ):
                 problems.append(problem)
         return problems
 

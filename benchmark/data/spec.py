@@ -9,7 +9,7 @@ module imports no torch, so listing data sets stays cheap.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from dfbench.errors import DfbenchError
 
@@ -32,6 +32,12 @@ class DatasetSpec:
         decode_workers: DataLoader processes decoding clips by default (0: in process).
         train_frames: lazy ``"module:attr"`` target of the lister of labelled training
             frames for the heads (see :mod:`dfbench.data.train_frames`); None if none.
+        moving_classes: segmentation classes of things that move (MO-mIoU averages them
+            under protocols that score moving objects); empty if the data set has none.
+        protocol_tasks: protocol name -> tasks (task -> classes) the data set also has
+            under that protocol only (Cityscapes' relative depth under dinoforesight).
+        protocol_feature_spaces: protocol name -> the feature space the data set is evaluated
+            in under it, where not the protocol's default (the synthetic world's tiny spaces).
     """
 
     name: str
@@ -43,6 +49,13 @@ class DatasetSpec:
     default_feature_space: str = PAPER_FEATURE_SPACE
     decode_workers: int = 2
     train_frames: str | None = None
+    moving_classes: tuple[int, ...] = ()
+    protocol_tasks: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    protocol_feature_spaces: Mapping[str, str] = field(default_factory=dict)
+
+    def tasks_under(self, protocol: str) -> dict[str, int]:
+        """The data set's own tasks (task -> classes) under a protocol, before it renames them."""
+        return {**self.tasks, **self.protocol_tasks.get(protocol, {})}
 
     def __post_init__(self) -> None:
         if not self.tasks:

@@ -24,6 +24,8 @@ import torch
 
 from dfbench.data.base import SEG_IGNORE, Clip, DataProblem, EvalDataset
 from dfbench.data.checks import reject_unknown_options
+from dfbench.data.common import as_frames
+from dfbench.data.protocol_labels import protocol_labels
 from dfbench.data.synthetic_config import SyntheticConfig, load_config, synthetic_spec
 from dfbench.data.synthetic_render import (
     CAR,
@@ -298,6 +300,9 @@ class SyntheticDataset(EvalDataset):
         split: "val" (evaluation) or "train" (for training world models and heads).
         num_clips: how many clips the split lists; defaults to the size in the YAML.
             Any index works with :meth:`clip`, so training is not limited to it.
+        labels: task to produce -> the world's task its labels come from (a protocol's
+            renaming, e.g. ``{"reldepth256": "depth"}``); None: ``seg`` and ``depth``.
+        resize: False keeps the frames at the native size (the feature space resizes them).
     """
 
     config = load_config()
@@ -312,9 +317,15 @@ class SyntheticDataset(EvalDataset):
         num_clips: int | None = None,
         *,
         config_path: str | None = None,
+        labels: dict[str, str] | None = None,
+        resize: bool = True,
         **options,
     ):
         reject_unknown_options(self.name, options)
+        self.labels = dict(labels) if labels is not None else {task: task for task in self.tasks}
+        if not set(self.labels.values()) <= set(self.tasks):
+            raise DfbenchError(f"synthetic has no {sorted(set(self.labels.values()) - set(self.tasks))} labels; it has {sorted(self.tasks)}.")
+        self.resize = resize
         if split not in self.config.splits:
             raise DfbenchError(f"synthetic has no split {split!r}; choose one of {sorted(self.config.splits)}")
         self.frame_size = self.config.frame_size if frame_size is None else frame_size
@@ -348,9 +359,9 @@ class SyntheticDataset(EvalDataset):
         timestamps = torch.from_numpy(world.steps.astype(np.float32) / np.float32(self.fps))
         return Clip(
             sample_id=sample_id or f"{split}-{index:05d}:{num_frames}x{stride}",
-            frames=resize_frames(world.frames, self.frame_size),
+            frames=resize_frames(world.frames, self.frame_size) if self.resize else as_frames(world.frames),
             timestamps=timestamps - timestamps[0],
-            labels={"seg": torch.from_numpy(world.seg), "depth": torch.from_numpy(world.depth)},
+            labels=protocol_labels({"seg": torch.from_numpy(world.seg), "depth": torch.from_numpy(world.depth)}, self.labels),
         )
 
     def check(self, deep: bool = False) -> list[DataProblem]:

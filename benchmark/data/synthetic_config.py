@@ -14,6 +14,8 @@ import yaml
 
 from dfbench.data.spec import DatasetSpec
 
+MOVING = ("car", "person")  # the classes of the synthetic world's agents
+
 
 @dataclass(frozen=True)
 class SyntheticConfig:
@@ -60,4 +62,6 @@ def synthetic_spec(config: SyntheticConfig) -> DatasetSpec:
         default_feature_space="tiny",  # the embedded feature space its heads were fitted in
         decode_workers=0,  # rendering a clip is cheaper than starting worker processes
         train_frames="dfbench.data.synthetic:TRAIN_CLIPS",
+        moving_classes=tuple(config.classes.index(name) for name in MOVING if name in config.classes),
+        protocol_feature_spaces={"dinoforesight": "tiny-ml-pca"},  # multi-layer PCA over the embedded backbone
     )

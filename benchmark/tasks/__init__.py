@@ -21,9 +21,9 @@ def task_names() -> list[str]:
 
 def get_task(name: str) -> Task:
     """The task called ``name``; a one-line error with the nearest name if there is none."""
-    from dfbench.registry import TASKS
+    from dfbench.registry import get_task as registry_get_task
 
-    return TASKS.get(name)
+    return registry_get_task(name)
 
 
 def register_task(cls: type[Task]) -> type[Task]:

@@ -76,6 +76,12 @@ class Task(abc.ABC):
     def training_loss(self, outputs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:
         """Summed loss over the valid pixels of outputs [M, C, h, w] and their count (head training)."""
 
+    def with_parameters(self, text: str) -> Task:
+        """The task named ``<name>[text]`` (a data set's variant of it); most tasks take none."""
+        from dfbench.errors import DfbenchError
+
+        raise DfbenchError(f"task '{self.name}' takes no parameters, got '{self.name}[{text}]'; use '{self.name}'.")
+
     def merge(self, a: Any, b: Any) -> Any:
         """The statistics of the union of two sets of pixels."""
         return {key: a[key] + b[key] for key in a}

@@ -15,11 +15,22 @@ from typing import Any
 import torch
 from torch import nn
 
+from dfbench.errors import DfbenchError
 from dfbench.tasks.base import MetricDef
 from dfbench.tasks.relative_depth import to_label_size
 from dfbench.tasks.segmentation import Segmentation
 
 MOVING_CLASSES = tuple(range(11, 19))  # Cityscapes trainIds of things that move
+
+
+def moving_task_name(moving_classes: tuple[int, ...]) -> str:
+    """The task name for these moving classes: ``seg-mo`` for Cityscapes', ``seg-mo[5,6]`` for others.
+
+    The classes are part of the name, so records and results say what MO-mIoU averages
+    and any process rebuilds the same task from them (:func:`dfbench.tasks.get_task`).
+    """
+    classes = tuple(int(c) for c in moving_classes)
+    return "seg-mo" if classes == MOVING_CLASSES else f"seg-mo[{','.join(map(str, classes))}]"
 
 
 def class_ious(confusion: torch.Tensor) -> torch.Tensor:
@@ -40,7 +51,22 @@ class MovingObjectSegmentation(Segmentation):
         MetricDef("mo_miou", "MO-mIoU", True, 1, "%"),
     )
     head_family: ClassVar[str] = "dpt"
-    moving_classes: ClassVar[tuple[int, ...]] = MOVING_CLASSES
+    moving_classes: tuple[int, ...] = MOVING_CLASSES
+
+    def __init__(self, moving_classes: tuple[int, ...] | None = None) -> None:
+        if moving_classes is not None and tuple(moving_classes) != MOVING_CLASSES:
+            self.moving_classes = tuple(int(c) for c in moving_classes)
+            self.name = moving_task_name(self.moving_classes)
+
+    def with_parameters(self, text: str) -> MovingObjectSegmentation:
+        """``seg-mo[5,6]``: the task with another data set's moving classes (see :func:`moving_task_name`)."""
+        try:
+            classes = tuple(int(c) for c in text.split(",") if c.strip())
+        except ValueError:
+            classes = ()
+        if not classes or min(classes) < 0:
+            raise DfbenchError(f"task 'seg-mo[{text}]' must list moving class ids, e.g. seg-mo[5,6].")
+        return MovingObjectSegmentation(classes)
 
     def build_head(self, dim: int, num_classes: int) -> nn.Module:
         from dfbench.heads.dpt import DPTConfig, DPTHead

@@ -75,13 +75,16 @@ def make_cityscapes_tree(
     sequences: int = 2,
     size: tuple[int, int] = (32, 64),
     snippet_frames: int = 30,
+    relative_depth: bool = False,
 ) -> list[str]:
     """Writes ``leftImg8bit_sequence/<split>`` snippets and their ``gtFine/<split>`` labels.
 
     Each snippet has ``snippet_frames`` frames; as in the release, its 20th frame
     (index 19) carries the fine annotation, with the ``_color``, ``_instanceIds`` and
     ``_polygons.json`` files beside the ``_labelIds`` PNG. Labelled frame numbers differ
-    per sequence (294, 314, ... like frankfurt_000000_000294).
+    per sequence (294, 314, ... like frankfurt_000000_000294). ``relative_depth`` also writes
+    DINO-Foresight's ``leftImg8bit_sequence_depthv2/<split>`` 8-bit relative depth PNG of each
+    labelled frame (0 = invalid, as its min-max normalisation leaves the farthest pixels).
 
     Returns:
         The clip ids the loader should produce, ``<city>/<city>_<seq>_<frame>``, sorted.
@@ -103,8 +106,24 @@ def make_cityscapes_tree(
             write_png(label_dir / f"{stem}_gtFine_instanceIds.png", label_ids.astype(np.uint16) * 1000)
             write_png(label_dir / f"{stem}_gtFine_color.png", photo_like(height, width, "color", stem))
             (label_dir / f"{stem}_gtFine_polygons.json").write_text(json.dumps({"imgHeight": height, "imgWidth": width, "objects": []}))
+            if relative_depth:
+                write_png(cityscapes_depth_path(root, split, city, stem), relative_depth_png(height, width, stem))
             ids.append(f"{city}/{stem}")
     return sorted(ids)
+
+
+def cityscapes_depth_path(root: Path, split: str, city: str, stem: str) -> Path:
+    """Where DINO-Foresight's preprocessing writes the relative depth of ``<stem>_leftImg8bit.png``."""
+    return root / "leftImg8bit_sequence_depthv2" / split / city / f"{stem}_leftImg8bit_depth.png"
+
+
+def relative_depth_png(height: int, width: int, *key: object) -> np.ndarray:
+    """uint8 [H, W] relative disparity: near (bottom) high, far (top) low, noisy, min 0 and max 255."""
+    rng = _rng("reldepth", *key)
+    rows = np.linspace(0.0, 255.0, height, dtype=np.float32)[:, None]
+    image = rows + rng.normal(0, 12, size=(height, width)).astype(np.float32)
+    image = (image - image.min()) / (image.max() - image.min()) * 255.0
+    return image.astype(np.uint8)
 
 
 # ---------------------------------------------------------------------------------------- KITTI
