@@ -103,6 +103,19 @@ def test_options_of_one_model_or_data_set_are_refused_with_several(dfbench_cli, 
     assert not (tmp_path / "synthetic").exists()
 
 
+def test_a_bad_root_of_a_later_data_set_fails_before_anything_is_computed(dfbench_cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))  # no data.yaml of the machine's
+    monkeypatch.setenv("CITYSCAPES_ROOT", str(tmp_path / "cityscapes"))
+    (tmp_path / "cityscapes").mkdir()  # exists, but holds neither leftImg8bit_sequence/ nor gtFine/
+    encoded = []
+    monkeypatch.setattr(dfbench.multi_run, "encode_clip", lambda clip, *a, **k: encoded.append(clip.sample_id))
+    result = dfbench_cli("run", "--model", "copy-last", "--dataset", "synthetic,cityscapes", "--limit", "1",
+                         "--no-progress", "--output-dir", str(tmp_path / "out"))
+    assert result.code == 2 and len(result.err.strip().splitlines()) == 1, result.err
+    assert "cityscapes" in result.err and str(tmp_path / "cityscapes") in result.err
+    assert encoded == [] and not (tmp_path / "out" / "synthetic").exists()
+
+
 def test_all_is_every_model_with_weights_for_the_feature_space(tmp_path):
     assert set(demo_models()) <= set(runnable_models("tiny"))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
