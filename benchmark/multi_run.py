@@ -19,7 +19,8 @@ from typing import Any
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from dfbench.distributed import Ranks
-from dfbench.evaluate import Evaluator, encode_clip, finalize_stats
+from dfbench.clip_batch import encode_clips
+from dfbench.evaluate import Evaluator, finalize_stats
 from dfbench.feature_cache import FeatureCache
 from dfbench.files import CreatedFolders
 from dfbench.gpu import clip_to, compile_networks
@@ -117,8 +118,9 @@ def _evaluator(prep: Prepared) -> Evaluator:
 def _step(clips: list, pairs: list[Pair], feature_cache: FeatureCache | None) -> dict[int, list[dict]]:
     """One batch: each clip encoded once, then evaluated by every pair that lacks it."""
     first = pairs[0].prep
-    encoded = [encode_clip(clip_to(clip, first.device), first.feature_space, first.device, feature_cache,
-                           first.cache_key) for clip in clips]
+    # One backbone call for the batch's clips: the same features as one call per clip (see clip_batch).
+    encoded = encode_clips([clip_to(clip, first.device) for clip in clips], first.feature_space, first.device,
+                           feature_cache, first.cache_key)
     out: dict[int, list[dict]] = {}
     for index, pair in enumerate(pairs):
         wanted = [e for e in encoded if e.clip.sample_id in pair.todo_set]
