@@ -16,7 +16,8 @@ Components are timed around the real modules, not re-implemented:
   ``project_context`` calls);
 * ``model_other``: the rest of ``predict`` (noise, concatenations, copies);
 * ``scoring``: ``score_rollouts`` (best / mean sample choice);
-* ``heads_metrics``: the rest of ``evaluate`` (heads, upsampling, statistics).
+* ``heads_metrics``: the rest of ``evaluate`` (heads, upsampling, statistics; only for
+  steps whose labels have valid pixels: the clip labels its last frame, as Cityscapes).
 
 Each (model, samples) pair runs in a fresh subprocess with one thread by default, so
 peak memory (max RSS on the CPU, ``torch.cuda.max_memory_allocated`` on a GPU) is its
@@ -155,6 +156,7 @@ def measure(name: str, samples: int, resolution: int, clips: int, device: str, c
     timers.wrap(model, "predict", "predict")
     timers.wrap(evaluate_module, "score_rollouts", "scoring")
     digest = hashlib.sha256()
+    load_before = os.getloadavg()[0]
     for index in range(clips):
         timers._start("backbone")
         encoded = evaluator.encode(clip(resolution, index))
@@ -178,6 +180,8 @@ def measure(name: str, samples: int, resolution: int, clips: int, device: str, c
     row["total"] = sum(parts.values()) / clips
     row["peak_memory_mb"] = peak_memory_mb(dev)
     row["stats_sha"] = digest.hexdigest()[:12]
+    # Other jobs on a shared CPU slow even CPU time (caches, memory bandwidth): say how busy it was.
+    row["load_avg"] = [load_before, os.getloadavg()[0]]
     return row
 
 
