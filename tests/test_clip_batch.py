@@ -73,3 +73,16 @@ def test_cached_clips_skip_the_backbone_and_new_ones_are_cached(tiny, tmp_path):
     assert calls == [14]  # only the clip not yet cached, once
     assert torch.equal(both[0].features, first[0].features)
     assert all(torch.equal(a.features, b.features) for a, b in zip(both, again))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (GPU path)")
+def test_clips_encoded_together_equal_clips_encoded_alone_on_cuda():
+    """Not yet run on a GPU: if kernels chosen by batch shape change bits, features depend on --batch-size there."""
+    space = load_feature_space("tiny", device="cuda")
+    side = space.frame_size
+    clips = [clip(seed, side, 2 * side) for seed in range(3)]
+    device = torch.device("cuda")
+    alone = [encode_clip(c, space, device) for c in clips]
+    together = encode_clips(clips, space, device)
+    assert all(torch.equal(a.features, b.features) for a, b in zip(alone, together))
