@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from dfbench.data.base import Clip
 from dfbench.errors import DfbenchError
 from dfbench.feature_cache import FeatureCache
 from dfbench.features.base import FeatureSpace
+from dfbench.head_stats import RowLabels, window_statistics
 from dfbench.heads.linear import features_to_map
 from dfbench.pixels import forecast_pixels, is_pixel_model
 from dfbench.protocol import Window, align_to_labels, crop_views, label_views, token_grid, windows
@@ -121,9 +123,13 @@ class Evaluator:
         rows = crop_rows(clips)
         for window in self.windows():
             preds, targets = self.rollouts(clips, window)
-            scored = self.score(preds, targets)
-            for stat, chosen in scored.items():
-                self._accumulate(stats, clips, rows, window, stat, chosen)
+            done: list[tuple[torch.Tensor, dict[str, list[list[Any]]]]] = []
+            for stat, chosen in self.score(preds, targets).items():
+                # One sample makes best and mean the same features: their heads and statistics once.
+                same = next((computed for features, computed in done if torch.equal(features, chosen)), None)
+                computed = copy.deepcopy(same) if same is not None else self._window_stats(clips, rows, window, chosen)
+                done.append((chosen, computed))
+                self._accumulate(stats, rows, window, stat, computed)
             if self.model.stochastic and preds.shape[1] > 1:
                 self._accumulate_ensemble(stats, rows, window, preds, targets)
         return [{"sample_id": c.clip.sample_id, "stats": s} for c, s in zip(clips, stats)]
@@ -204,13 +210,21 @@ class Evaluator:
             )
         return preds
 
-    def _accumulate(self, stats, clips, rows, window: Window, stat: str, chosen: torch.Tensor) -> None:
+    def _window_stats(self, clips, rows, window: Window, chosen: torch.Tensor) -> dict[str, list[list[Any]]]:
+        """Task -> per crop row, per step, the statistics of ``chosen`` (None: no valid pixel)."""
         targets = list(window.targets)
-        for name in self.heads:
+        out = {}
+        for name, head in self.heads.items():
+            labelled = [RowLabels(i, r, clips[i].halves[name][r][targets], clips[i].frame_size) for i, r in rows]
+            out[name] = window_statistics(head, get_task(name), chosen, clips[0].grid, labelled,
+                                          whole_frames=self.protocol.crops == "none")
+        return out
+
+    def _accumulate(self, stats, rows, window: Window, stat: str, computed: dict[str, list[list[Any]]]) -> None:
+        for name, per_row in computed.items():
             task = get_task(name)
-            for (i, r), aligned in zip(rows, self.aligned_outputs(clips, window, name, chosen)):
-                labels = clips[i].halves[name][r][targets].to(aligned.device)
-                self._add(stats[i], task, window.horizon_name, stat, aligned, labels)
+            for (i, _), per_step in zip(rows, per_row):
+                self._add(stats[i], task, window.horizon_name, stat, per_step)
 
     def _accumulate_ensemble(self, stats, rows, window: Window, preds: torch.Tensor, targets: torch.Tensor) -> None:
         """Adds the sample scores (``dfbench.sample_scores``) of every crop row to its clip's record."""
@@ -221,12 +235,9 @@ class Evaluator:
                 stats[i][key] = step_stats if key not in stats[i] else owner.merge(stats[i][key], step_stats)
 
     @staticmethod
-    def _add(stats: dict[str, Any], task: Task, horizon: str, stat: str, outputs: torch.Tensor, labels: torch.Tensor) -> None:
-        """Adds one crop's per-step statistics ([K, C, h, w] outputs vs [K, h, w] labels).
-
-        The head's output channels are the task's class count.
-        """
-        for step, step_stats in enumerate(task.statistics(outputs, labels, outputs.shape[1])):
+    def _add(stats: dict[str, Any], task: Task, horizon: str, stat: str, per_step: list[Any]) -> None:
+        """Adds one crop's per-step statistics to its clip's record, merging with the other crop's."""
+        for step, step_stats in enumerate(per_step):
             if step_stats is None:  # no valid pixel: not a metric update (see Task.statistics)
                 continue
             key = stat_key(task.name, horizon, step, stat)

@@ -19,7 +19,8 @@ from typing import Any
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from dfbench.distributed import Ranks
-from dfbench.evaluate import Evaluator, encode_clip, finalize_stats
+from dfbench.clip_batch import encode_clips
+from dfbench.evaluate import Evaluator, finalize_stats
 from dfbench.feature_cache import FeatureCache
 from dfbench.files import CreatedFolders
 from dfbench.gpu import clip_to, compile_networks
@@ -29,7 +30,10 @@ from dfbench.result_store import result_folder, update_latest
 from dfbench.run import RunOptions, RunOutcome, finished, write
 from dfbench.run_checks import parse_device
 from dfbench.run_lock import RunLock
-from dfbench.run_prepare import Prepared, prepare
+from dfbench.run_prepare import Prepared, frame_size_hint, prepare, shared_dataset
+
+# Only for checking the tree of a data set whose feature space is not a built-in.
+UNKNOWN_FRAME_SIZE = 512
 
 
 @dataclass
@@ -114,8 +118,9 @@ def _evaluator(prep: Prepared) -> Evaluator:
 def _step(clips: list, pairs: list[Pair], feature_cache: FeatureCache | None) -> dict[int, list[dict]]:
     """One batch: each clip encoded once, then evaluated by every pair that lacks it."""
     first = pairs[0].prep
-    encoded = [encode_clip(clip_to(clip, first.device), first.feature_space, first.device, feature_cache,
-                           first.cache_key, first.protocol.crops) for clip in clips]
+    # One backbone call for the batch's clips: the same features as one call per clip (see clip_batch).
+    encoded = encode_clips([clip_to(clip, first.device) for clip in clips], first.feature_space, first.device,
+                           feature_cache, first.cache_key, first.protocol.crops)
     out: dict[int, list[dict]] = {}
     for index, pair in enumerate(pairs):
         wanted = [e for e in encoded if e.clip.sample_id in pair.todo_set]
@@ -223,9 +228,27 @@ def _pass(sample_ids: list[str], pairs: list[Pair], ranks: Ranks, feature_cache:
         ranks.main(lambda: _record(gathered, pairs, started, display, ranks.world))
 
 
-def _prepare_all(options: list[RunOptions], compile_: bool) -> list[Prepared]:
+def _check_data(groups: list[list[RunOptions]]) -> list[dict]:
+    """Checks every named data set's tree before anything is loaded or computed.
+
+    A bad root of the last data set fails now, not after the first ones' hours. Returns
+    one dict per group holding the data set built here, which ``prepare`` then reuses.
+    """
+    shared: list[dict] = []
+    for runs in groups:
+        option, found = runs[0], {}
+        # Runs of one data set share its root and options: several data sets refuse --data-root and --dataset-arg.
+        if get_dataset_spec(option.dataset).env is not None:  # a data set without files has no tree to check
+            space = option.feature_space or get_dataset_spec(option.dataset).default_feature_space
+            # The tree does not depend on the frame size; an unknown feature space's data set is rebuilt later.
+            shared_dataset(option, frame_size_hint(space) or UNKNOWN_FRAME_SIZE, found)
+        shared.append(found)
+    return shared
+
+
+def _prepare_all(options: list[RunOptions], compile_: bool, shared: dict | None = None) -> list[Prepared]:
     """Prepares a data set's runs, loading its feature space and data set once."""
-    shared: dict = {}
+    shared = {} if shared is None else shared
     compiled: set[int] = set()
     preps = [prepare(option, shared) for option in options]
     if compile_:
@@ -250,8 +273,10 @@ def execute_all(options: list[RunOptions], feature_cache: FeatureCache | None = 
         feature_cache = FeatureCache(options[0].feature_cache_dir)
     outcomes: dict[int, RunOutcome | None] = {}
     with Display(options[0].progress and ranks.is_main, console) as display:
-        for runs in _by_dataset(options):
-            preps = ranks.each(lambda: _prepare_all(runs, runs[0].compile))
+        groups = _by_dataset(options)
+        checked = ranks.each(lambda: _check_data(groups))
+        for runs, shared in zip(groups, checked):
+            preps = ranks.each(lambda: _prepare_all(runs, runs[0].compile, shared))
             for group in _by_features(preps):
                 for pair in _run_group(group, ranks, feature_cache, display):
                     outcomes[id(pair.prep.options)] = pair.outcome

@@ -199,6 +199,18 @@ def _shared(shared: dict | None, key: tuple, load):
     return shared[key]
 
 
+def shared_dataset(options, frame_size: int, shared: dict | None = None, loader_options: dict[str, Any] | None = None):
+    """The checked data set of ``options`` at ``frame_size``, built once per ``shared`` dict.
+
+    ``loader_options``: what the protocol adds (which labels, no resize; see :func:`scored_tasks`).
+    """
+    loader_options = loader_options or {}
+    key = ("dataset", options.dataset, options.data_root, frame_size, repr(sorted(options.dataset_options.items())),
+           repr(sorted(loader_options.items())))
+    return _shared(shared, key, lambda: build_dataset(options.dataset, options.data_root, frame_size,
+                                                      options.dataset_options, loader_options))
+
+
 def prepare(options, shared: dict | None = None) -> Prepared:
     """Checks names and data, loads weights, and derives the run identity.
 
@@ -228,10 +240,7 @@ def prepare(options, shared: dict | None = None) -> Prepared:
     hint = frame_size_hint(fs_name)
 
     def data(frame_size):
-        key = ("dataset", options.dataset, options.data_root, frame_size, repr(sorted(options.dataset_options.items())),
-               repr(sorted(loader_options.items())))
-        return _shared(shared, key, lambda: build_dataset(options.dataset, options.data_root, frame_size,
-                                                          options.dataset_options, loader_options))
+        return shared_dataset(options, frame_size, shared, loader_options)
 
     dataset = data(hint) if hint else None
     quiet_weight_loading()

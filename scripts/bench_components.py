@@ -16,7 +16,10 @@ Components are timed around the real modules, not re-implemented:
   ``project_context`` calls);
 * ``model_other``: the rest of ``predict`` (noise, concatenations, copies);
 * ``scoring``: ``score_rollouts`` (best / mean sample choice);
-* ``heads_metrics``: the rest of ``evaluate`` (heads, upsampling, statistics).
+* ``sample_scores``: ``Evaluator._accumulate_ensemble`` (the records' per-sample scores
+  of a sampling model at more than one sample);
+* ``heads_metrics``: the rest of ``evaluate`` (heads, upsampling, statistics; only for
+  steps whose labels have valid pixels: the clip labels its last frame, as Cityscapes).
 
 Each (model, samples) pair runs in a fresh subprocess with one thread by default, so
 peak memory (max RSS on the CPU, ``torch.cuda.max_memory_allocated`` on a GPU) is its
@@ -43,7 +46,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_sampling import VITB_VARIANTS, peak_memory_mb, sync, vitb_backbone, vitb_world_net  # noqa: E402
 
 MODELS = ("copy-last", "dino-world", "dino-world-bom", "deltaworld", "deltaworld-frame", "deltaworld-nobom", "present")
-COMPONENTS = ("backbone", "tok_encoder", "predictor", "decoder", "model_other", "scoring", "heads_metrics")
+COMPONENTS = ("backbone", "tok_encoder", "predictor", "decoder", "model_other", "scoring", "sample_scores",
+              "heads_metrics")
 CLASSES = 19
 # "cpu" (this process's CPU time) is steadier than wall time on a machine other jobs share.
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
@@ -154,7 +158,10 @@ def measure(name: str, samples: int, resolution: int, clips: int, device: str, c
             timers.wrap(net.tokenizer, "decode", "decoder")
     timers.wrap(model, "predict", "predict")
     timers.wrap(evaluate_module, "score_rollouts", "scoring")
+    if hasattr(evaluator, "_accumulate_ensemble"):  # absent before sample scores were recorded
+        timers.wrap(evaluator, "_accumulate_ensemble", "sample_scores")
     digest = hashlib.sha256()
+    load_before = os.getloadavg()[0]
     for index in range(clips):
         timers._start("backbone")
         encoded = evaluator.encode(clip(resolution, index))
@@ -171,13 +178,17 @@ def measure(name: str, samples: int, resolution: int, clips: int, device: str, c
         "decoder": timers.get("decoder"),
         "model_other": timers.get("predict") - inside,
         "scoring": timers.get("scoring"),
-        "heads_metrics": timers.get("evaluate") - timers.get("predict") - timers.get("scoring"),
+        "sample_scores": timers.get("sample_scores"),
+        "heads_metrics": timers.get("evaluate") - timers.get("predict") - timers.get("scoring")
+        - timers.get("sample_scores"),
     }
     row = {"model": name, "samples": samples, "resolution": resolution, "clips": clips, "clock": clock}
     row.update({k: v / clips for k, v in parts.items()})
     row["total"] = sum(parts.values()) / clips
     row["peak_memory_mb"] = peak_memory_mb(dev)
     row["stats_sha"] = digest.hexdigest()[:12]
+    # Other jobs on a shared CPU slow even CPU time (caches, memory bandwidth): say how busy it was.
+    row["load_avg"] = [load_before, os.getloadavg()[0]]
     return row
 
 

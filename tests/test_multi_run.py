@@ -44,13 +44,13 @@ def test_several_models_share_each_clip_and_match_separate_runs_byte_for_byte(df
         result = dfbench_cli("run", "--model", model, *BASE, "--output-dir", str(tmp_path / "single"))
         assert result.code == 0, result.err
     encoded = []
-    real_encode = dfbench.multi_run.encode_clip
+    real_encode = dfbench.multi_run.encode_clips
 
-    def counting_encode(clip, *args, **kwargs):
-        encoded.append(clip.sample_id)
-        return real_encode(clip, *args, **kwargs)
+    def counting_encode(clips, *args, **kwargs):
+        encoded.extend(clip.sample_id for clip in clips)
+        return real_encode(clips, *args, **kwargs)
 
-    monkeypatch.setattr(dfbench.multi_run, "encode_clip", counting_encode)
+    monkeypatch.setattr(dfbench.multi_run, "encode_clips", counting_encode)
     result = dfbench_cli("run", "--model", ",".join(MODELS), *BASE, "--output-dir", str(tmp_path / "multi"))
     assert result.code == 0, result.err
     assert len(encoded) == 2 and len(set(encoded)) == 2  # each clip through the backbone once for all models
@@ -101,6 +101,19 @@ def test_options_of_one_model_or_data_set_are_refused_with_several(dfbench_cli, 
     unknown = dfbench_cli("run", "--model", "copy-last,copy-lats", *BASE, "--output-dir", str(tmp_path))
     assert unknown.code == 2 and "copy-lats" in unknown.err
     assert not (tmp_path / "synthetic").exists()
+
+
+def test_a_bad_root_of_a_later_data_set_fails_before_anything_is_computed(dfbench_cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))  # no data.yaml of the machine's
+    monkeypatch.setenv("CITYSCAPES_ROOT", str(tmp_path / "cityscapes"))
+    (tmp_path / "cityscapes").mkdir()  # exists, but holds neither leftImg8bit_sequence/ nor gtFine/
+    encoded = []
+    monkeypatch.setattr(dfbench.multi_run, "encode_clips", lambda clips, *a, **k: encoded.extend(clips))
+    result = dfbench_cli("run", "--model", "copy-last", "--dataset", "synthetic,cityscapes", "--limit", "1",
+                         "--no-progress", "--output-dir", str(tmp_path / "out"))
+    assert result.code == 2 and len(result.err.strip().splitlines()) == 1, result.err
+    assert "cityscapes" in result.err and str(tmp_path / "cityscapes") in result.err
+    assert encoded == [] and not (tmp_path / "out" / "synthetic").exists()
 
 
 def test_all_is_every_model_with_weights_for_the_feature_space(tmp_path):
