@@ -1,5 +1,5 @@
-"""`dfbench train tokenizer|predictor|head`: train a tokenizer or a predictor from a
-configs/train/*.yaml recipe, or a task head on frozen features."""
+"""`dfbench train tokenizer|predictor|head|pca`: train a tokenizer or a predictor from a
+configs/train/*.yaml recipe, a task head on frozen features, or a tiny feature space's PCA."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from dfbench.cli.train_head import train_head_command
+from dfbench.cli.train_pca import train_pca_command
 
 
 def check_train_inputs(config, out: str | None, export: str | None, model: str | None, tokenizer: str | None) -> None:
@@ -108,3 +109,4 @@ def predictor_command(config_path, out, steps, resume, export, model, tokenizer)
 
 
 train_group.add_command(train_head_command)
+train_group.add_command(train_pca_command)
