@@ -17,7 +17,7 @@ from pathlib import Path
 from dfbench.errors import DfbenchError
 
 ROLES = ("lower_bound", "model", "upper_bound")
-ARCHITECTURES = ("deltaworld", "dino-world")
+ARCHITECTURES = ("deltaworld", "dino-world", "dino-foresight")
 TOKENS = ("delta", "frame")
 SHIPPED_PACKAGE = "dfbench.adapters"
 SHIPPED_FOLDER = "assets"

@@ -1,5 +1,5 @@
-"""`dfbench train tokenizer|predictor|head`: train a tokenizer or a predictor from a
-configs/train/*.yaml recipe, or a task head on frozen features."""
+"""`dfbench train tokenizer|predictor|head|pca`: train a tokenizer or a predictor from a
+configs/train/*.yaml recipe, a task head on frozen features, or a tiny feature space's PCA."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from dfbench.cli.train_head import train_head_command
+from dfbench.cli.train_pca import train_pca_command
 
 
 def check_train_inputs(config, out: str | None, export: str | None, model: str | None, tokenizer: str | None) -> None:
@@ -57,14 +58,24 @@ def load_config(config_path: str):
                            "fix it, starting from one in configs/train/.") from None
 
 
-def _train(config_path: str, out: str | None, steps: int | None, resume: bool, export: str | None, **model) -> None:
+def _train(config_path: str, out: str | None, steps: int | None, resume: bool, export: str | None, stage: str | None = None,
+           **model) -> None:
+    from dfbench.errors import DfbenchError
     from dfbench.train.loop import Trainer
 
     config = load_config(config_path)
     check_train_inputs(config, out, export, model.get("model"), model.get("tokenizer"))
-    trainer = Trainer(config, out_dir=out, log=click.echo, **model)
-    result = trainer.run(steps=steps, resume=resume)
-    click.echo(f"trained {result.steps} steps in {result.seconds:.0f}s, last loss {result.last_loss:.5f}: {result.weights}")
+    if stage is not None and stage not in config.stages:
+        raise DfbenchError(f"--stage {stage}: the config has {'stages ' + ', '.join(config.stages) if config.stages else 'no stages'}")
+    root = Path(out or config.output)
+    # A staged recipe runs its stages in order, each in OUT/<stage>, the next one starting from the last's weights.
+    runs = [(config.stage(name, root), root / name) for name in config.stage_order() if stage in (None, name)] or [(config, root)]
+    for run_config, run_out in runs:
+        if len(runs) > 1 or stage:
+            click.echo(f"stage {run_config.name} -> {run_out}")
+        trainer = Trainer(run_config, out_dir=run_out, log=click.echo, **model)
+        result = trainer.run(steps=steps, resume=resume)
+        click.echo(f"trained {result.steps} steps in {result.seconds:.0f}s, last loss {result.last_loss:.5f}: {result.weights}")
     if export:
         Path(export).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(result.weights, export)
@@ -100,11 +111,17 @@ def tokenizer_command(config_path, out, steps, resume, export) -> None:
 
 @train_group.command("predictor")
 @_common
-@click.option("--model", help="Predictor variant, e.g. deltaworld or dino-world-bom (default: the config's `model`).")
+@click.option("--model", help="Predictor variant, e.g. deltaworld, dino-world-bom or dino-foresight (default: the config's `model`).")
 @click.option("--tokenizer", help="Tokenizer weights for a DeltaWorld variant (default: the config's `tokenizer`).")
-def predictor_command(config_path, out, steps, resume, export, model, tokenizer) -> None:
-    """Train a DeltaWorld or DINO-world predictor on a frozen feature space."""
-    _train(config_path, out, steps, resume, export, model=model, tokenizer=tokenizer)
+@click.option("--stage", help="Run only this stage of a staged recipe (default: every stage, in order).")
+def predictor_command(config_path, out, steps, resume, export, model, tokenizer, stage) -> None:
+    """Train a DeltaWorld, DINO-world or DINO-Foresight predictor on a frozen feature space.
+
+    DINO-Foresight's recipe has two stages (low resolution, then high-resolution fine-tuning);
+    --steps then sets the steps of every stage run.
+    """
+    _train(config_path, out, steps, resume, export, stage=stage, model=model, tokenizer=tokenizer)
 
 
 train_group.add_command(train_head_command)
+train_group.add_command(train_pca_command)

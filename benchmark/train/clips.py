@@ -13,6 +13,11 @@ section 8):
 With ``augment: false`` (the tiny configs) a clip is instead seen as the evaluation sees
 it: the protocol resize followed by the two square crops, each crop one training view.
 
+With ``full_frame: true`` (DINO-Foresight, whose protocol has no square crops) a clip is one
+view of whole frames resized to ``frame_size`` x ``frame_width``; its augmentation is the
+official one (``src/data.py``, ``process_trainmode``): one box of s*H x s*W with
+s ~ U(0.5, 1) at a random position, shared by the clip, and a flip of the whole clip.
+
 Sources: the embedded synthetic world renders any clip from its index. Paper-scale
 training reads a folder of videos, which dfbench does not decode; :func:`open_source`
 says so instead of failing later.
@@ -52,6 +57,8 @@ class ClipSampling(DictConfig):
         crop_scale: crop area as a fraction of the largest square in the frame.
         crop_ratio: crop aspect ratio (width / height) range around the square target.
         flip_p: probability of a horizontal flip of the whole clip.
+        full_frame: whole frames resized to ``frame_size`` x ``frame_width`` instead of square crops.
+        frame_width: output width of whole-frame views (``frame_size`` is their height).
     """
 
     num_frames: int
@@ -62,6 +69,8 @@ class ClipSampling(DictConfig):
     crop_scale: tuple[float, float] = (0.6, 1.0)
     crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
     flip_p: float = 0.5
+    full_frame: bool = False
+    frame_width: int | None = None
 
     _strict_keys: ClassVar[str] = "clip"
 
@@ -72,6 +81,13 @@ class ClipSampling(DictConfig):
             raise ValueError(f"a training clip needs at least 2 frames, got {self.num_frames}")
         if not 0 < self.min_gap <= self.max_gap:
             raise ValueError(f"need 0 < min_gap <= max_gap, got {self.min_gap}, {self.max_gap}")
+        if self.full_frame and not self.frame_width:
+            raise ValueError("full_frame views need frame_width (their height is frame_size)")
+
+    @property
+    def view_size(self) -> tuple[int, int]:
+        """(H, W) of every training view."""
+        return (self.frame_size, int(self.frame_width)) if self.full_frame else (self.frame_size, self.frame_size)
 
 
 def sample_frame_indices(
@@ -147,13 +163,35 @@ def resized_crop(frames: np.ndarray, box: tuple[int, int, int, int], size: int, 
     return torch.from_numpy(np.ascontiguousarray(np.stack(out).transpose(0, 3, 1, 2)))
 
 
+def scaled_crop_box(rng: np.random.Generator, height: int, width: int) -> tuple[int, int, int, int]:
+    """DINO-Foresight's random crop: both sides scaled by s ~ U(0.5, 1), placed uniformly."""
+    scale = rng.random() / 2 + 0.5
+    crop_h, crop_w = int(height * scale), int(width * scale)
+    return int(rng.integers(0, height - crop_h + 1)), int(rng.integers(0, width - crop_w + 1)), crop_h, crop_w
+
+
+def whole_frame_view(frames: np.ndarray, rng: np.random.Generator, sampling: ClipSampling) -> torch.Tensor:
+    """One whole-frame view [1, T, 3, H, W]: optional scaled crop and flip, then PIL-style bilinear resize."""
+    from dfbench.features.multilayer_pca import resize_frames as pil_resize
+
+    if sampling.augment:
+        top, left, h, w = scaled_crop_box(rng, frames.shape[1], frames.shape[2])
+        frames = frames[:, top : top + h, left : left + w]
+        if rng.random() < sampling.flip_p:
+            frames = frames[:, :, ::-1]
+    clip = torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2)))
+    return pil_resize(clip, sampling.view_size)[None]
+
+
 def clip_views(frames: np.ndarray, rng: np.random.Generator, sampling: ClipSampling) -> torch.Tensor:
-    """The training views of one clip: [V, T, 3, S, S] uint8.
+    """The training views of one clip: [V, T, 3, S, S] uint8 ([1, T, 3, H, W] for whole frames).
 
     With augmentation: one view, a shared random resized crop, flipped with ``flip_p``.
     Without: the protocol's resize to short side S and its square crops (two for wide
     frames), exactly the crops the evaluation feeds the models.
     """
+    if sampling.full_frame:
+        return whole_frame_view(frames, rng, sampling)
     if sampling.augment:
         box = sample_crop_box(rng, frames.shape[1], frames.shape[2], sampling.crop_scale, sampling.crop_ratio)
         flip = bool(rng.random() < sampling.flip_p)
@@ -287,5 +325,5 @@ class ClipFeatureCache:
             if progress is not None:
                 progress(min(num_clips, start + batch_clips), num_clips)
         patch = int(feature_space.patch_size)
-        grid = (sampling.frame_size // patch, sampling.frame_size // patch)
+        grid = (sampling.view_size[0] // patch, sampling.view_size[1] // patch)
         return cls(torch.cat(features), torch.stack(timestamps), grid)

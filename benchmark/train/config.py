@@ -44,7 +44,11 @@ class TrainConfig:
         output: default output folder.
         init: weights to start from (a previous stage's ``weights.safetensors``, e.g. the
             256-pixel tokenizer for the 512-pixel stage); the optimiser starts afresh.
+            ``stage:NAME`` is stage NAME's final weights in the same output folder.
         version: config format version.
+        stages: named stages run in order (DINO-Foresight's low-resolution stage, then its
+            high-resolution fine-tuning), each a set of overrides of the keys above; see
+            :meth:`stage`.
     """
 
     name: str
@@ -64,6 +68,7 @@ class TrainConfig:
     output: str | None = None
     init: str | None = None
     version: int = 1
+    stages: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.part not in PARTS:
@@ -99,6 +104,40 @@ class TrainConfig:
         except (TypeError, ValueError) as error:
             raise DfbenchError(f"invalid training config: {error}") from error
 
+    def stage_order(self) -> list[str]:
+        """Stage names in the order they run: as written, but a stage after the one its ``init`` names."""
+        order: list[str] = []
+
+        def visit(name: str, path: tuple[str, ...]) -> None:
+            if name in order:
+                return
+            if name in path:
+                raise DfbenchError(f"training stages start from each other in a loop: {' -> '.join((*path, name))}")
+            init = (self.stages.get(name) or {}).get("init") or ""
+            if init.startswith("stage:"):
+                visit(init.removeprefix("stage:"), (*path, name))
+            order.append(name)
+
+        for name in self.stages:
+            visit(name, ())
+        return order
+
+    def stage(self, name: str, out: str | Path) -> TrainConfig:
+        """The config of one stage: the shared keys with the stage's overrides merged in.
+
+        Nested sections (``recipe``, ``clips``, ``data``, ``architecture``) merge key by key.
+        ``init: stage:NAME`` becomes ``OUT/NAME/weights.safetensors``.
+        """
+        if name not in self.stages:
+            raise DfbenchError(f"the training config has no stage {name!r}; choose one of {list(self.stages)}")
+        raw = {k: v for k, v in self.to_dict().items() if k != "stages"}
+        merged = merge_overrides(raw, self.stages[name])
+        merged["name"] = f"{self.name}-{name}"
+        init = merged.get("init")
+        if isinstance(init, str) and init.startswith("stage:"):
+            merged["init"] = str(Path(out) / init.removeprefix("stage:") / "weights.safetensors")
+        return TrainConfig.from_dict(merged)
+
     @classmethod
     def load(cls, path: str | Path) -> TrainConfig:
         path = Path(path)
@@ -110,6 +149,17 @@ class TrainConfig:
         data = {name: getattr(self, name) for name in self.__dataclass_fields__}
         data["recipe"], data["clips"] = self.recipe.to_dict(), self.clips.to_dict()
         return data
+
+
+def merge_overrides(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``overrides`` applied; dictionaries on both sides merge recursively."""
+    out = dict(base)
+    for key, value in (overrides or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge_overrides(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 def step_seed(seed: int, step: int) -> int:

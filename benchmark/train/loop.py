@@ -39,7 +39,7 @@ from torch import nn
 from dfbench.errors import DfbenchError
 from dfbench.train.clips import ClipFeatureCache, open_source
 from dfbench.train.config import TrainConfig, step_seed
-from dfbench.train.objectives import PredictorObjective, TokenizerObjective
+from dfbench.train.objectives import TokenizerObjective, predictor_objective
 from dfbench.train.recipes import build_optimizer, clip_gradients, set_learning_rate
 
 CSV_FIELDS = ("step", "loss", "lr", "grad_norm", "seconds")
@@ -102,12 +102,17 @@ class Trainer:
             variant = model or config.model
             if variant is None:
                 raise DfbenchError("choose the predictor variant with --model NAME (see 'dfbench list')")
-            self.objective = PredictorObjective(config, feature_space, self.cache, variant, tokenizer)
+            self.objective = predictor_objective(config, feature_space, self.cache, variant, tokenizer)
         self.model = self.objective.model
         if config.init:
             from dfbench.checkpoints import load_checkpoint
 
-            load_checkpoint(self.model, config.init, self.objective.metadata["model"])
+            # An objective may adapt the previous stage's weights (DINO-Foresight resizes its position tables).
+            load_init = getattr(self.objective, "load_init", None)
+            if load_init is not None:
+                load_init(config.init)
+            else:
+                load_checkpoint(self.model, config.init, self.objective.metadata["model"])
             log(f"initialised from {config.init}")
         self.optimizer = build_optimizer(self.model, config.recipe)
         self.params = [p for group in self.optimizer.param_groups for p in group["params"]]
@@ -196,7 +201,7 @@ class Trainer:
             torch.manual_seed(seed)
             generator = torch.Generator().manual_seed(seed)
             index = torch.randint(len(self.cache), (config.batch_size,), generator=generator)
-            lr = set_learning_rate(self.optimizer, config.recipe, step)
+            lr = set_learning_rate(self.optimizer, config.recipe, step, total)
             loss = self.objective.loss(index, generator)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()

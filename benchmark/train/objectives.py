@@ -113,6 +113,17 @@ class PredictorObjective:
         return self.model.training_loss(self.cache.features[index], timestamps, self.cache.grid, generator=generator)
 
 
+def predictor_objective(
+    config: TrainConfig, feature_space: nn.Module, cache: ClipFeatureCache, variant: str, tokenizer: str | None
+):
+    """The objective of a predictor variant, chosen by its spec's ``architecture``."""
+    if trainable_spec(variant).architecture == "dino-foresight":
+        from dfbench.train.foresight import ForesightObjective
+
+        return ForesightObjective(config, feature_space, cache, variant)
+    return PredictorObjective(config, feature_space, cache, variant, tokenizer)
+
+
 def trainable_spec(variant: str):
     """The spec of a predictor variant ``dfbench train predictor`` can build."""
     from dfbench.registry import builtin_model_specs, get_model_spec

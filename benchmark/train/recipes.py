@@ -8,6 +8,11 @@ Everything here follows the reference training code (ARCHITECTURE_FACTS.md, sect
 * the learning rate rises linearly from 0 over ``warmup_steps`` and then stays constant;
 * gradient-norm clipping for the tokenizer only (1e-2), none for the predictors.
 
+DINO-Foresight's official recipe (``train.py``, ``Dino_f.configure_optimizers``) is
+expressed with the same parts: Adam (AdamW with weight decay 0 is the same update), no
+warm-up, ``schedule: cosine`` (torch's CosineAnnealingLR over the run, stepped every
+optimiser step, down to 0) and gradient-norm clipping at 1.0.
+
 The losses themselves belong to the models (``log_cosh`` for DeltaTok, the predictors'
 ``training_loss``); :func:`delta_token_loss` is DeltaWorld's loss computed from cached
 delta tokens, which saves running the frozen tokenizer on every step.
@@ -19,11 +24,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import math
+
 import torch
 from torch import nn
 
 from dfbench.models.config_io import DictConfig
 
+SCHEDULES = ("constant", "cosine")
 # Modules whose `.weight` is a matrix (or kernel) that weight decay should shrink.
 DECAYED_MODULES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
@@ -39,6 +47,7 @@ class Recipe(DictConfig):
         grad_clip: max gradient norm; None for no clipping (the predictors).
         betas: AdamW betas.
         eps: AdamW eps.
+        schedule: after warm-up, ``constant`` or ``cosine`` (annealed to 0 at the run's last step).
     """
 
     lr: float
@@ -47,6 +56,7 @@ class Recipe(DictConfig):
     grad_clip: float | None = None
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
+    schedule: str = "constant"
 
     _strict_keys: ClassVar[str] = "recipe"
 
@@ -55,6 +65,8 @@ class Recipe(DictConfig):
         self.warmup_steps = int(self.warmup_steps)
         self.betas = tuple(float(b) for b in self.betas)
         self.grad_clip = None if self.grad_clip is None else float(self.grad_clip)
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"recipe.schedule must be one of {SCHEDULES}, got {self.schedule!r}")
 
 
 def param_groups(module: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -105,12 +117,22 @@ def warmup_constant(step: int, warmup_steps: int) -> float:
     return min(1.0, step / warmup_steps)
 
 
-def set_learning_rate(optimizer: torch.optim.Optimizer, recipe: Recipe, step: int) -> float:
+def cosine_factor(step: int, total_steps: int) -> float:
+    """CosineAnnealingLR's factor at optimiser step ``step`` (0-based) of ``total_steps``: 1 at 0, 0 at the end."""
+    return 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / max(total_steps, 1)))
+
+
+def set_learning_rate(optimizer: torch.optim.Optimizer, recipe: Recipe, step: int, total_steps: int | None = None) -> float:
     """Sets every group's learning rate for ``step`` and returns it.
 
     Computed from the step alone (no scheduler state), so a resumed run cannot drift.
+    ``total_steps`` is the run's length, which the cosine schedule anneals over.
     """
     lr = recipe.lr * warmup_constant(step, recipe.warmup_steps)
+    if recipe.schedule == "cosine":
+        if total_steps is None:
+            raise ValueError("a cosine schedule needs the run's total_steps")
+        lr *= cosine_factor(step, total_steps)
     for group in optimizer.param_groups:
         group["lr"] = lr
     return lr
