@@ -47,6 +47,17 @@ def head_kind(feature_space: str) -> str:
     return str(load_yaml("heads.yaml").get(feature_space, {}).get("head", "linear"))
 
 
+def dpt_config(feature_space: str):
+    """The DPT sizes heads of a PCA-DPT feature space are trained at (``dpt`` in configs/heads.yaml;
+    the released sizes by default)."""
+    from dfbench.heads.dpt import DPTConfig
+
+    sizes = load_yaml("heads.yaml").get(feature_space, {}).get("dpt", {})
+    if "out_channels" in sizes:
+        sizes = {**sizes, "out_channels": tuple(int(c) for c in sizes["out_channels"])}
+    return DPTConfig(**sizes)
+
+
 def head_source(feature_space: str, dataset: str, task: str) -> str:
     """The file path or hub id of the configured head; raises if none is configured."""
     catalog = load_yaml("heads.yaml")
@@ -120,4 +131,4 @@ def load_heads(
     return heads
 
 
-__all__ = ["build_head", "head_source", "load_head", "load_heads", "save_head", "space_pca"]
+__all__ = ["build_head", "dpt_config", "head_kind", "head_source", "load_head", "load_heads", "save_head", "space_pca"]
