@@ -11,10 +11,11 @@ from rich.console import Console
 
 from dfbench.cli.table import table as table_cli
 from dfbench.errors import DfbenchError
-from dfbench.result_store import LATEST, latest_result_path, load_latest, update_latest
-from dfbench.schema import RunIdentity, RunResult
+from dfbench.result_store import LATEST, latest_result_path, load_latest
+from dfbench.schema import RunIdentity
 from dfbench.table_render import format_latex, render_main_table
 from dfbench.tables import build_main_table, write_main_table
+from test_tables import write_result
 
 MAIN, FORESIGHT = "dinoworld-dense-forecasting", "dinoforesight"
 
@@ -35,16 +36,6 @@ def result_file(model: str, dataset: str, protocol: str, values: dict, complete:
         "provenance": {"feature_space": identity["feature_space"], "protocol": {"name": protocol, "version": "1.0"},
                        "dfbench_version": "0.1.0", "git_commit": "0123456789abcdef"},
     }
-
-
-def write_result(root: Path, data: dict) -> Path:
-    """Writes a result where 'dfbench run' would, and moves latest.json as it does."""
-    result = RunResult.load(data, "test")
-    path = root / result.dataset / result.model / f"{result.identity.slug()}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data))
-    update_latest(path, result)
-    return path
 
 
 def foresight_values(miou_short, miou_mid, d1_short, d1_mid) -> dict:
