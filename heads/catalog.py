@@ -115,14 +115,19 @@ def load_heads(
 
     Args:
         feature_space: the loaded feature space (its kind picks the heads: PCA-DPT on a
-            multi-layer PCA space), or only its name for spaces with linear heads.
+            multi-layer PCA space), or its name (a PCA-DPT space is then loaded once more,
+            with its default weights, for its PCA).
     """
     from dfbench.features.base import FeatureSpace
 
     space = feature_space if isinstance(feature_space, FeatureSpace) else None
     name = space.name if space is not None else feature_space
     if space is None and head_kind(name) == "pca-dpt":
-        raise DfbenchError(f"the heads of feature space '{name}' decode its PCA; pass the loaded feature space, not its name.")
+        # The heads decode the space's PCA. Callers that hold the loaded space pass it (no
+        # second load, and a space loaded from another path keeps its own PCA).
+        from dfbench.features import load_feature_space
+
+        space = load_feature_space(name)
     overrides = overrides or {}
     heads = {}
     for task, num_classes in tasks.items():

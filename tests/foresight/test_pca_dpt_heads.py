@@ -102,7 +102,15 @@ def test_bad_heads_are_one_line(fx, parts, head_files, tmp_path):
         head(torch.zeros(1, pca.components + 1, 2, 2))
 
 
-def test_released_space_declares_pca_dpt_heads():
+def test_pca_spaces_declare_pca_dpt_heads(tmp_path):
     assert head_kind("dinov2-vitb14-reg-pca1152") == "pca-dpt" and head_kind("tiny") == "linear"
-    with pytest.raises(DfbenchError, match="pass the loaded feature space"):
-        load_heads("dinov2-vitb14-reg-pca1152", 1152, "cityscapes", {"seg-mo": 19})
+    assert head_kind("tiny-ml-pca") == "pca-dpt"
+    # Called with the space's name only (as 'dfbench run' did), the catalog loads the space for its PCA.
+    path = tmp_path / "seg.safetensors"
+    from dfbench.features import load_feature_space
+    from dfbench.heads.catalog import dpt_config
+
+    space = load_feature_space("tiny-ml-pca")
+    save_head(build_head("seg-mo", space.dim, 7, space, dpt_config("tiny-ml-pca")), path, {})
+    (head,) = load_heads("tiny-ml-pca", space.dim, "synthetic", {"seg-mo": 7}, {"seg-mo": str(path)}).values()
+    assert isinstance(head, PcaDptHead) and torch.equal(head.pca.pca_components, space.pca.pca_components)
