@@ -33,7 +33,7 @@ def test_predictor_count_matches_the_hand_formula_at_a_tiny_config():
 def test_released_forecast_is_backbone_pca_and_one_pass_per_step():
     released = ForesightConfig.released()
     assert released.frames * released.grid[0] * released.grid[1] == 10240  # tokens per forecast
-    total, attention = hand_count(released)
+    total, _ = hand_count(released)
     assert predictor_pass().total == total and round(total / 1e9, 2) == 6435.22
     rows = component_flops("dino-foresight", steps=3)
     assert [r["key"] for r in rows] == ["backbone", "pca", "predictor_pass1", "predictor_pass2", "predictor_pass3"]

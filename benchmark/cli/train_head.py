@@ -31,6 +31,10 @@ def training_clips(dataset: str, root: str | None, frame_size: int, limit: int |
 @click.option("--frames-per-clip", type=click.IntRange(min=1), default=None,
               help="Use only the last N labelled frames of each training clip [default: all].")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--frame-size", type=click.IntRange(min=1), default=None,
+              help="Short side the training frames are resized to [default: the feature space's]. A multi-layer "
+                   "PCA space resizes whole frames itself: give the data set's native short side (72 for "
+                   "synthetic) so they reach it unresized, as under the dinoforesight protocol.")
 @click.option("--epochs", type=int, default=30, show_default=True)
 @click.option("--lr", type=float, default=1e-2, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -61,7 +65,7 @@ def train_head_command(**kw) -> None:
                                "choose one of those with --task.")
     space = load_feature_space(kw["feature_space"], kw["feature_space_path"], device=kw["device"])
     started = time.perf_counter()
-    clips = training_clips(kw["dataset"], kw["data_root"], space.frame_size, kw["limit"])
+    clips = training_clips(kw["dataset"], kw["data_root"], kw["frame_size"] or space.frame_size, kw["limit"])
     pca_dpt = space_pca(space) is not None
     grid = space.grid if pca_dpt else (space.frame_size // space.patch_size,) * 2
     sizes = dpt_config(kw["feature_space"]) if pca_dpt else None
