@@ -78,12 +78,15 @@ def test_a_task_the_data_set_cannot_label_is_one_line(dfbench_cli, tmp_path):
     assert "has no labels for task 'seg-mo'" in result.err and not list(tmp_path.iterdir())
 
 
-def test_a_head_with_another_class_count_is_one_line_through_the_cli(dfbench_cli, tmp_path):
-    """A depth head (256 bins) passed where segmentation is trained from it: refused when read back."""
+def test_a_head_with_another_class_count_is_one_line_through_the_cli(dfbench_cli, space, tmp_path):
+    """A depth head (256 bins) passed as the 7-class segmentation head: exit 2, one line, no result."""
     from dfbench.heads.catalog import save_head
 
-    space = load_feature_space("tiny-ml-pca")
     path = tmp_path / "depth.safetensors"
     save_head(build_head("reldepth256", space.dim, 256, space, dpt_config("tiny-ml-pca")), path, {})
-    with pytest.raises(Exception, match="predicts 256 classes but this task needs 7"):
-        load_heads(space, space.dim, "synthetic", {"seg-mo": 7}, {"seg-mo": str(path)})
+    result = dfbench_cli("run", "--model", "copy-last", "--dataset", "synthetic", "--feature-space", "tiny-ml-pca",
+                         "--head", f"seg={path}", "--head", f"depth={path}", "--limit", "1", "--no-progress",
+                         "--output-dir", str(tmp_path / "out"))
+    assert result.code == 2 and len(result.err.strip().splitlines()) == 1
+    assert "predicts 256 classes but this task needs 7" in result.err
+    assert not (tmp_path / "out" / "synthetic").exists()
