@@ -90,3 +90,24 @@ def test_a_head_with_another_class_count_is_one_line_through_the_cli(dfbench_cli
     assert result.code == 2 and len(result.err.strip().splitlines()) == 1
     assert "predicts 256 classes but this task needs 7" in result.err
     assert not (tmp_path / "out" / "synthetic").exists()
+
+
+def test_shipped_tiny_heads_decode_true_pca_features(space):
+    """The shipped tiny heads, found through the catalog, on the true PCA features of val frames (Present)."""
+    from dfbench.heads.linear import features_to_map
+    from dfbench.tasks import get_task
+
+    heads = load_heads(space, space.dim, "synthetic", {"seg-mo": 7, "reldepth256": 256})
+    val = SyntheticDataset(frame_size=72, split="val", num_clips=4)  # native frames, as under dinoforesight
+    scores = {}
+    with torch.no_grad():
+        for task, head in heads.items():
+            assert isinstance(head, PcaDptHead) and head.config.features == 32
+            definition, stats = get_task(task), None
+            for sample_id in val.sample_ids():
+                clip = val.load(sample_id)
+                maps = features_to_map(space.encode(clip.frames[-1:]), space.grid)
+                (step,) = definition.statistics(head(maps), task_labels(clip.labels, task)[-1:], head.config.num_classes)
+                stats = step if stats is None else definition.merge(stats, step)
+            scores[task] = definition.compute(stats)
+    assert scores["seg-mo"]["miou_all"] > 70 and scores["reldepth256"]["d1"] > 35
