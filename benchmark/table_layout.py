@@ -122,12 +122,12 @@ def _spec_display(model: str) -> dict[str, Any]:
 
 def _listed_rows(raw: list[Any]) -> dict[str, dict[str, Any]]:
     """A layout's own ``rows``: each a model name or {model, display, role, reference, short, tokens};
-    what the layout leaves out comes from the model's spec."""
+    the model's spec (its display name and TableRow) wins where it has one, the layout fills the rest."""
     rows = {}
     for entry in raw:
         entry = {"model": entry} if isinstance(entry, str) else dict(entry)
         model = entry.pop("model")
-        row = {**_spec_display(model), **entry}
+        row = {**entry, **_spec_display(model)}
         row["tokens"] = forecast_tokens(row.get("tokens"))
         rows[model] = row
     return rows
