@@ -103,6 +103,9 @@ def _flops_models() -> dict[str, FlopsModel]:
 
 # Every built-in model with a dfbench.models architecture, in table order.
 MODELS: dict[str, FlopsModel] = _flops_models()
+# DINO-Foresight's count depends only on its released config (dfbench.flops_foresight).
+FORESIGHT_FAMILY = "dino-foresight"
+MODELS.setdefault("dino-foresight", FlopsModel(family=FORESIGHT_FAMILY, sampled=False))
 
 # Ops that carry attention: the fused SDPA kernels, or the two bmm of SDPA's math path
 # (meta device). No other layer of these models reaches the counter as bmm: linear layers
@@ -193,7 +196,8 @@ class Component:
 def _check(model: str, resolution: int, context: int, num_samples: int, steps: int) -> None:
     if model not in MODELS:
         raise DfbenchError(f"no FLOPs model '{model}'; choose one of {', '.join(MODELS)}.")
-    if MODELS[model].family != PIXEL_FAMILY and (resolution % PATCH_SIZE or resolution <= 0):
+    whole_frames = MODELS[model].family in (PIXEL_FAMILY, FORESIGHT_FAMILY)
+    if not whole_frames and (resolution % PATCH_SIZE or resolution <= 0):
         raise DfbenchError(f"resolution {resolution} is not a positive multiple of the patch size {PATCH_SIZE}.")
     if context < 1 or num_samples < 1 or steps < 1:
         raise DfbenchError("context, num_samples and steps must all be at least 1.")
@@ -276,6 +280,10 @@ def component_flops(
         from dfbench.registry import get_model_spec
 
         return pixel_component_rows(model, get_model_spec(model), samples, steps, str(device))
+    if spec.family == FORESIGHT_FAMILY:  # whole 448x896 frames, one pass per step
+        from dfbench.flops_foresight import foresight_component_rows
+
+        return foresight_component_rows(model, context, steps, str(device))
     rows = []
     for part in _components(spec.family, spec.use_delta, resolution, context, steps, str(device)):
         total, attention = part.count.total, part.count.attention

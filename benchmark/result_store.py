@@ -5,11 +5,21 @@ Layout under ``--output-dir`` (README, "What makes a result")::
     <dataset>/<model>/<slug>.json            one result per run identity
     <dataset>/<model>/<slug>.records.jsonl   its per-clip records (.partial while running)
     <dataset>/<model>/<slug>.lock            while a process computes it
-    <dataset>/<model>/latest.json            {"result": "<slug>.json", ...}: what tables read
+    <dataset>/<model>/latest.json            what tables read (below)
 
 ``<slug>`` is readable plus a short identity hash (``seed0-n20-fp32-all-1a2b3c4d5e``), so
-results of different identities coexist. ``latest.json`` moves to the newest complete
-result; a partial (``--limit``) result becomes latest only while no complete one exists.
+results of different identities coexist. ``latest.json`` keeps one pointer per evaluation
+protocol, so a model scored under two protocols (DINO-world's and DINO-Foresight's on
+Cityscapes) has a latest result under each and every table reads its own::
+
+    {"result": "<slug>.json", "complete": true, "identity_hash": "...", "protocol": "<name>",
+     "protocols": {"<name>": {"result": "<slug>.json", "complete": true, "identity_hash": "..."}, ...}}
+
+The top-level fields repeat the pointer written last (what older readers and
+``latest_result_path`` without a protocol read). A pointer of an older dfbench (top-level
+fields only) stands for the protocol of the result it names. Per protocol, the pointer moves
+to the newest complete result; a partial (``--limit``) result becomes latest only while no
+complete one exists.
 """
 
 from __future__ import annotations
@@ -51,6 +61,18 @@ def _read_pointer(folder: Path) -> dict | None:
     return pointer if isinstance(pointer, dict) and isinstance(pointer.get("result"), str) else None
 
 
+def _pointer_entries(folder: Path, pointer: dict) -> dict[str, dict]:
+    """Protocol name -> pointer entry; an older single pointer stands for its result's protocol."""
+    entries = pointer.get("protocols")
+    if isinstance(entries, dict) and all(isinstance(e, dict) and isinstance(e.get("result"), str) for e in entries.values()):
+        return dict(entries)
+    protocol = pointer.get("protocol")
+    if not isinstance(protocol, str):
+        path = folder / pointer["result"]
+        protocol = read_result(path).identity.protocol if path.is_file() else ""
+    return {protocol: {k: pointer[k] for k in ("result", "complete", "identity_hash") if k in pointer}}
+
+
 @contextlib.contextmanager
 def _folder_lock(folder: Path) -> Iterator[None]:
     """Serialises pointer updates of one (data set, model) between processes."""
@@ -68,28 +90,39 @@ def _folder_lock(folder: Path) -> Iterator[None]:
 
 
 def update_latest(path: Path, result: RunResult) -> bool:
-    """Points ``latest.json`` at ``path`` unless that would put a partial result over a complete one.
+    """Points ``latest.json`` at ``path`` for the result's protocol, unless that would put a
+    partial result over a complete one of the same protocol.
 
     Returns:
-        Whether the pointer now names ``path``.
+        Whether the pointer of that protocol now names ``path``.
     """
-    folder = path.parent
+    folder, protocol = path.parent, result.identity.protocol
     with _folder_lock(folder):
         current = _read_pointer(folder)
-        if current is not None and current.get("complete") and not result.complete:
-            if (folder / current["result"]).is_file():
-                return current["result"] == path.name
-        write_json_atomic(folder / LATEST, {
-            "result": path.name, "complete": result.complete, "identity_hash": result.identity.digest(),
-        })
+        entries = _pointer_entries(folder, current) if current is not None else {}
+        same = entries.get(protocol)
+        if same is not None and same.get("complete") and not result.complete and (folder / same["result"]).is_file():
+            return same["result"] == path.name
+        entry = {"result": path.name, "complete": result.complete, "identity_hash": result.identity.digest()}
+        entries[protocol] = entry
+        write_json_atomic(folder / LATEST, {**entry, "protocol": protocol, "protocols": entries})
     return True
 
 
-def latest_result_path(output_dir: Path | str, dataset: str, model: str) -> Path | None:
-    """The file ``latest.json`` names for one (data set, model), or None."""
+def latest_result_path(output_dir: Path | str, dataset: str, model: str, protocol: str | None = None) -> Path | None:
+    """The file ``latest.json`` names for one (data set, model), or None.
+
+    Args:
+        protocol: the protocol's name (``name`` in its YAML); None: the result written last.
+    """
     folder = result_folder(output_dir, dataset, model)
     pointer = _read_pointer(folder)
-    return folder / pointer["result"] if pointer else None
+    if pointer is None:
+        return None
+    if protocol is None:
+        return folder / pointer["result"]
+    entry = _pointer_entries(folder, pointer).get(protocol)
+    return folder / entry["result"] if entry else None
 
 
 def _dataset_folders(root: Path) -> list[Path]:
@@ -106,16 +139,21 @@ def _refuse_old_layout(root: Path) -> None:
             )
 
 
-def load_latest(results_dir: Path | str) -> list[tuple[Path, RunResult]]:
+def load_latest(results_dir: Path | str, protocol: str | None = None) -> list[tuple[Path, RunResult]]:
     """The latest result of every (data set, model) under ``results_dir``, sorted by path.
 
+    Args:
+        results_dir: the folder ``dfbench run`` writes to.
+        protocol: only results of this protocol (its YAML ``name``); None: the latest
+            result of every protocol.
+
     Raises:
-        DfbenchError: no results, a results file in the old layout, a malformed file
-            (named), or a ``latest.json`` that names a missing file.
+        DfbenchError: no results (of that protocol), a results file in the old layout, a
+            malformed file (named), or a ``latest.json`` that names a missing file.
     """
     root = Path(results_dir)
     _refuse_old_layout(root)
-    found = []
+    found, others = [], set()
     for folder in _dataset_folders(root):
         for model_folder in sorted(p for p in folder.iterdir() if p.is_dir()):
             if not (model_folder / LATEST).is_file():
@@ -124,12 +162,24 @@ def load_latest(results_dir: Path | str) -> list[tuple[Path, RunResult]]:
             if pointer is None:
                 raise DfbenchError(f"malformed results file {model_folder / LATEST}: expected {{\"result\": NAME}}; "
                                    "rerun 'dfbench run' for this model")
-            path = model_folder / pointer["result"]
-            result = read_result(path)
-            if (result.dataset, result.model) != (folder.name, model_folder.name):
-                raise DfbenchError(f"malformed results file {path}: it holds {result.model} on {result.dataset}, "
-                                   f"not {model_folder.name} on {folder.name}")
-            found.append((path, result))
+            entries = _pointer_entries(model_folder, pointer)
+            others.update(entries)
+            # "": an older pointer whose file is gone; reading it reports the missing file.
+            wanted = sorted(entries) if protocol is None else [n for n in (protocol, "") if n in entries]
+            for name in wanted:
+                path = model_folder / entries[name]["result"]
+                result = read_result(path)
+                if (result.dataset, result.model) != (folder.name, model_folder.name):
+                    raise DfbenchError(f"malformed results file {path}: it holds {result.model} on {result.dataset}, "
+                                       f"not {model_folder.name} on {folder.name}")
+                if name and result.identity.protocol != name:
+                    raise DfbenchError(f"malformed results file {model_folder / LATEST}: its {name} pointer names a "
+                                       f"{result.identity.protocol} result; rerun 'dfbench run' for this model")
+                if protocol in (None, result.identity.protocol):
+                    found.append((path, result))
+    if not found and others:
+        raise DfbenchError(f"no results of protocol '{protocol}' under {root} (only {', '.join(sorted(others))}); "
+                           "run 'dfbench run --model M --dataset D' for a model of that protocol first")
     if not found:
         raise DfbenchError(f"no results under {root}; run 'dfbench run --model M --dataset D' first")
     return found

@@ -1,4 +1,4 @@
-"""The main table's LaTeX and terminal renderings, pure functions of ``MainTable``.
+"""The tables' LaTeX and terminal renderings, pure functions of ``MainTable`` and its layout.
 
 Both renderings share one set of display cells (``_cells``), so the paper's LaTeX and
 the terminal always bold, dash and dagger the same cells. Numbers and LaTeX text go
@@ -16,7 +16,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from dfbench.formatting import arrow, bold_tex, booktabs, format_number, round_half_up, tex_escape, tex_row
-from dfbench.tables import STATS, Layout, MainTable, load_layout
+from dfbench.table_layout import Layout
+from dfbench.tables import STATS, MainTable
 
 MISSING_TEX = "–"
 DAGGER_NOTE = "partial run: not all clips evaluated."
@@ -129,6 +130,18 @@ def _gflops(value: float) -> str | None:
     return format_number(value, 0 if value >= 10 else 2)
 
 
+def _tokens(value: Any) -> str | None:
+    return None if pd.isna(value) else str(int(value))
+
+
+# Per-row columns after the metrics: (frame column, heading, formatter).
+EXTRA_COLUMNS = (("gflops", "GFLOPs", _gflops), ("tokens", "Tokens", _tokens))
+
+
+def _extras(frame: pd.DataFrame) -> list[tuple[str, str, Any]]:
+    return [extra for extra in EXTRA_COLUMNS if extra[0] in frame.columns]
+
+
 @dataclass(frozen=True)
 class _Cells:
     """Display strings shared by the LaTeX and terminal renderings."""
@@ -188,10 +201,10 @@ def format_latex(table: MainTable, ci_latex: bool = False) -> str:
     rows is bold; missing cells are an en dash; partial runs carry a dagger. Means
     over seeds read "m ± s" (``$\\pm$``); ``ci_latex`` adds each value's interval in small type.
     """
-    frame, layout = table.frame, load_layout()
+    frame, layout = table.frame, table.load_layout()
     cells = _cells(frame, layout, LATEX, inline=ci_latex)
-    has_flops = "gflops" in frame.columns
-    ncols = 1 + len(column_groups(frame)) + has_flops
+    extras = _extras(frame)
+    ncols = 1 + len(column_groups(frame)) + len(extras)
     top, rules, col = [""], [], 2
     for dataset, metric, width in _header_blocks(frame):
         spec = layout.metric(metric)
@@ -201,9 +214,9 @@ def format_latex(table: MainTable, ci_latex: bool = False) -> str:
         rules.append(rf"\cmidrule(lr){{{col}-{col + width - 1}}}")
         col += width
     sub = ["Model", *(layout.horizons[h] for _, _, h in column_groups(frame))]
-    if has_flops:
+    for _, heading, _ in extras:
         top.append("")
-        sub.append("GFLOPs")
+        sub.append(heading)
 
     header = [tex_row(top), " ".join(rules), tex_row(sub)]
     blocks = []
@@ -217,8 +230,7 @@ def format_latex(table: MainTable, ci_latex: bool = False) -> str:
                     continue
                 marks = (r"$^\dagger$" if partial else "") + (r"$^\ddagger$" if mixed else "")
                 row.append((bold_tex(text) if bold else text) + marks)
-            if has_flops:
-                row.append(_gflops(frame["gflops"].iloc[i]) or MISSING_TEX)
+            row += [show(frame[column].iloc[i]) or MISSING_TEX for column, _, show in extras]
             rows.append(tex_row(row))
         blocks.append(rows)
     footer = []
@@ -228,8 +240,8 @@ def format_latex(table: MainTable, ci_latex: bool = False) -> str:
         footer.append(tex_row([rf"\multicolumn{{{ncols}}}{{l}}{{\footnotesize $^\ddagger${MIXED_NOTE}: {tex_escape(note)}}}"]))
     for note in _uncertainty_notes(table, ci_latex):
         footer.append(tex_row([rf"\multicolumn{{{ncols}}}{{l}}{{\footnotesize {tex_escape(note)}}}"]))
-    columns = f"l{'c' * len(column_groups(frame))}{'r' if has_flops else ''}"
-    comments = [f"dfbench table main: {table.source}", r"needs \usepackage{booktabs}"]
+    columns = f"l{'c' * len(column_groups(frame))}{'r' * len(extras)}"
+    comments = [f"dfbench table {layout.name}: {table.source}", r"needs \usepackage{booktabs}"]
     return booktabs(columns, header, blocks, comments=comments, footer=footer)
 
 
@@ -245,20 +257,21 @@ def _uncertainty_notes(table: MainTable, intervals_shown: bool = True) -> list[s
 
 def render_main_table(table: MainTable) -> Table:
     """The same table for the terminal: bold best, dim reported rows, † partial runs, intervals below values."""
-    frame, layout = table.frame, load_layout()
+    frame, layout = table.frame, table.load_layout()
     cells = _cells(frame, layout)
     partial = any(any(p) for p in cells.partial)
     caption = [f"† {DAGGER_NOTE}"] * partial + [f"‡ {MIXED_NOTE}: {n}" for n in cells.notes(frame)]
     caption += [escape(note) for note in _uncertainty_notes(table)]
-    out = Table(title="Dense forecasting (Table 3 layout)", caption="\n".join(caption) or None)
+    out = Table(title=layout.title, caption="\n".join(caption) or None)
     out.add_column("Model", no_wrap=True)
     for dataset, metric, horizon in column_groups(frame):
         spec = layout.metric(metric)
         # Three header lines keep the columns as narrow as their "55.4 (53.7)" cells.
         label = f"{layout.dataset_name(dataset)}\n{spec['display']}{arrow(spec['higher_is_better'], ' ↑', ' ↓')}"
         out.add_column(f"{escape(label)}\n{layout.horizons[horizon]}", justify="center")
-    if "gflops" in frame.columns:
-        out.add_column("GFLOPs", justify="right")
+    extras = _extras(frame)
+    for _, heading, _ in extras:
+        out.add_column(heading, justify="right")
     for block in _blocks(frame):
         for i in block:
             row = [escape(_name(frame, i))]
@@ -269,8 +282,7 @@ def render_main_table(table: MainTable) -> Table:
                 first, newline, rest = text.partition("\n")
                 first = escape(first + ("†" if part else "") + ("‡" if mixed else ""))
                 row.append((f"[bold]{first}[/bold]" if bold else first) + newline + escape(rest))
-            if "gflops" in frame.columns:
-                row.append(_gflops(frame["gflops"].iloc[i]) or "–")
+            row += [show(frame[column].iloc[i]) or "–" for column, _, show in extras]
             out.add_row(*row, style="dim" if frame["role"].iloc[i] == "reference" else None,
                         end_section=i == block[-1])
     return out

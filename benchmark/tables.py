@@ -1,17 +1,19 @@
-"""The main results table (the paper's Table 3) as a pure function of results files.
+"""The results tables (the paper's Table 3, and Table D of DINO-Foresight) as pure functions of results files.
 
-``load_results`` reads the latest result of each model and data set (``result_store``); ``main_table`` turns
-them into one DataFrame (one row per table row, one numeric column per data set,
+Each table is a layout file (``configs/tables/<name>.yaml``, :mod:`dfbench.table_layout`) naming
+the protocol whose results it reads. ``load_results`` reads the latest result of that protocol
+for each model and data set (``result_store``); ``main_table`` turns them into one DataFrame (one row per table row, one numeric column per data set,
 metric, horizon and statistic); ``dfbench.table_render`` only formats that frame, so
 the csv, the LaTeX and the terminal always show the same numbers.
-Row order and names come from ``configs/tables/main.yaml``; metric names, decimals
-and arrows from the tasks' ``MetricDef``s.
+Row order and names come from the layout (the model specs for ``main``); metric names,
+decimals and arrows from the tasks' ``MetricDef``s.
 
-CSV schema (``main.csv``), one row per table row, in table order:
+CSV schema (``<name>.csv``, e.g. ``main.csv``), one row per table row, in table order:
 
 - ``model``: registry name; ``name``: display name; ``role``: ``lower_bound``,
   ``model``, ``upper_bound`` or ``reference`` (a reported row placed under ours);
 - ``gflops``: only when ``<results-dir>/flops.csv`` exists;
+- ``tokens``: only in a layout whose rows declare token counts (tokens per forecast);
 - ``<dataset>/<metric>/<horizon>/<stat>`` for stat in best, mean, single: every
   statistic gets a column, empty where it does not apply, so the schema does not
   depend on which models ran;
@@ -29,72 +31,18 @@ CSV schema (``main.csv``), one row per table row, in table order:
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from functools import cache
+from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from dfbench.config import load_yaml
 from dfbench.errors import DfbenchError
 from dfbench.files import write_text_atomic
-from dfbench.tasks import metric_defs
+from dfbench.table_layout import Layout, load_layout
 
 STATS = ("best", "mean", "single")  # the sample scores ("ensemble") are not in this table
-
-
-@dataclass(frozen=True)
-class Layout:
-    """The parsed ``configs/tables/main.yaml``."""
-
-    lower_bound: str
-    upper_bound: str
-    models: dict[str, dict[str, str]]
-    datasets: dict[str, dict[str, Any]]
-    metrics: dict[str, dict[str, Any]]
-    horizons: dict[str, str]
-    reference: dict[str, str]
-
-    def model_name(self, model: str) -> str:
-        return self.models.get(model, {}).get("display", model)
-
-    def dataset_name(self, dataset: str) -> str:
-        from dfbench.errors import DfbenchError
-        from dfbench.registry import get_dataset_spec
-
-        try:
-            return get_dataset_spec(dataset).display
-        except DfbenchError:  # results of a data set not installed here
-            return dataset
-
-    def metric(self, metric: str) -> dict[str, Any]:
-        # Unknown third-party metrics get no arrow and no bolding: their direction is unknown.
-        return self.metrics.get(metric, {"display": metric, "higher_is_better": None, "decimals": 2})
-
-
-@cache
-def load_layout() -> Layout:
-    """Reads the table layout shipped in ``dfbench.configs``."""
-    from dfbench.registry import builtin_model_specs
-
-    raw = load_yaml("tables", "main.yaml")
-    # Rows, their order, display and reported names come from the built-in model specs.
-    rows = [spec for spec in builtin_model_specs() if spec.table is not None]
-    models = {
-        s.name: {k: v for k, v in (("display", s.display), ("short", s.table.short), ("reference", s.table.reference)) if v}
-        for s in rows
-    }
-    return Layout(
-        lower_bound=next(s.name for s in rows if s.table.role == "lower_bound"),
-        upper_bound=next(s.name for s in rows if s.table.role == "upper_bound"),
-        models=models,
-        datasets=raw["datasets"],
-        metrics={metric.name: asdict(metric) for metric in metric_defs()},
-        horizons=raw["horizons"],
-        reference={k: str(v) for k, v in raw["reference"].items()},
-    )
 
 
 @dataclass(frozen=True)
@@ -109,6 +57,10 @@ class MainTable:
     frame: pd.DataFrame
     source: str
     ci: float = 0.0  # level of the interval columns; 0 when there are none
+    layout: str = "main"  # the layout file it was built from
+
+    def load_layout(self) -> Layout:
+        return load_layout(self.layout)
 
 
 # ---------------------------------------------------------------- reading results
@@ -128,12 +80,13 @@ def _check_result(data: Any, path: Path, horizons: dict[str, str]) -> dict:
     return result.to_json()
 
 
-def load_results(results_dir: str | Path, allow_mixed: bool = False) -> list[dict]:
-    """Reads the latest result of every model and data set under ``results_dir``.
+def load_results(results_dir: str | Path, allow_mixed: bool = False, layout: str = "main") -> list[dict]:
+    """Reads the latest result of every model and data set under ``results_dir``, of the layout's protocol.
 
     Args:
         results_dir: the folder ``dfbench run`` writes to.
         allow_mixed: accept results whose settings differ; each gets a ``deviation`` text.
+        layout: the table (``configs/tables/<layout>.yaml``) whose protocol is read.
 
     Returns:
         The results as JSON dicts, sorted by path so tables do not depend on file-system order.
@@ -145,8 +98,9 @@ def load_results(results_dir: str | Path, allow_mixed: bool = False) -> list[dic
     from dfbench.result_store import check_mixing, load_latest
     from dfbench.table_intervals import seed_siblings
 
-    horizons = load_layout().horizons
-    found = load_latest(results_dir)
+    chosen = load_layout(layout)
+    horizons = chosen.horizons
+    found = load_latest(results_dir, protocol=chosen.protocol)
     for path, result in found:
         _check_result(result.to_json(), path, horizons)
     mixed = check_mixing([r for _, r in found], allow_mixed)
@@ -191,10 +145,12 @@ def _groups(results: list[dict], layout: Layout) -> list[tuple[str, str, str]]:
     metrics_of: dict[str, set[str]] = {}
     for result in results:
         metrics_of.setdefault(result["dataset"], set()).update(e["metric"] for e in result["metrics"] if e["stat"] in STATS)
+    if layout.columns is not None:  # a layout that lists its metrics shows only those
+        metrics_of = {d: found & set(layout.columns) for d, found in metrics_of.items()}
     return [
         (dataset, metric, horizon)
         for dataset in _ordered(set(metrics_of), list(layout.datasets))
-        for metric in _ordered(metrics_of[dataset], list(layout.metrics))
+        for metric in _ordered(metrics_of[dataset], list(layout.columns or layout.metrics))
         for horizon in layout.horizons
     ]
 
@@ -225,14 +181,15 @@ def _reference_rows(layout: Layout, groups: list[tuple[str, str, str]]) -> dict[
     wanted = set(groups)
     rows: dict[str, dict[str, float]] = {}
     for rec in reported[chosen].itertuples(index=False):
-        if (rec.dataset, rec.metric, rec.horizon) in wanted and rec.stat in STATS:
-            rows.setdefault(rec.model, {})[f"{rec.dataset}/{rec.metric}/{rec.horizon}/{rec.stat}"] = float(rec.value)
+        metric = layout.reference_metrics.get(rec.metric, rec.metric)
+        if (rec.dataset, metric, rec.horizon) in wanted and rec.stat in STATS:
+            rows.setdefault(rec.model, {})[f"{rec.dataset}/{metric}/{rec.horizon}/{rec.stat}"] = float(rec.value)
     return rows
 
 
 def main_table(results: list[dict], reference: bool = False, flops: dict[str, float] | None = None,
-               ci: float = 0.0, resamples: int = 1000) -> MainTable:
-    """Builds the Table 3 layout from parsed results files.
+               ci: float = 0.0, resamples: int = 1000, layout: str = "main") -> MainTable:
+    """Builds a table (Table 3 by default) from parsed results files.
 
     Args:
         results: as returned by ``load_results``.
@@ -241,13 +198,14 @@ def main_table(results: list[dict], reference: bool = False, flops: dict[str, fl
         flops: GFLOPs per model; adds a ``gflops`` column when given.
         ci: level of the bootstrap intervals (0: no interval columns).
         resamples: bootstrap replicates per interval.
+        layout: the layout file (``configs/tables/<layout>.yaml``).
 
     Returns:
         The table; see the module docstring for the frame's columns.
     """
     if not results:
         raise DfbenchError("no results to tabulate; run 'dfbench run --model M --dataset D' first")
-    layout = load_layout()
+    layout_name, layout = layout, load_layout(layout)
     groups = _groups(results, layout)
     from dfbench.table_intervals import interval_values, seed_values
 
@@ -277,50 +235,70 @@ def main_table(results: list[dict], reference: bool = False, flops: dict[str, fl
     order += [(m, "model") for m in middle]
     order += [(m, "upper_bound") for m in bounds[1:] if m in by_model]
     reported = _reference_rows(layout, groups) if reference else {}
+    with_tokens = any(layout.tokens(m) is not None for m in layout.models) or any(
+        r.tokens is not None for r in layout.reference_rows)
+
+    def tokens(value: int | None) -> dict[str, float]:
+        return {"tokens": math.nan if value is None else float(value)} if with_tokens else {}
+
+    def reference_only(after: str | None) -> list[dict[str, Any]]:
+        return [{"model": row.reference, "name": row.display + layout.reference["suffix"], "role": "reference",
+                 **tokens(row.tokens), **reported[row.reference]}
+                for row in layout.reference_rows if row.after == after and reported.get(row.reference)]
 
     records = []
     for model, role in order:
+        if role == "upper_bound":
+            records += reference_only(None)
         base = {"model": model, "name": layout.model_name(model), "role": role}
         if flops is not None:
             base["gflops"] = flops.get(model, math.nan)
-        records.append({**base, **by_model[model]})
+        records.append({**base, **tokens(layout.tokens(model)), **by_model[model]})
         ref = reported.get(layout.models.get(model, {}).get("reference", ""))
         if ref:
             short = layout.models[model].get("short", layout.model_name(model))
-            records.append({"model": model, "name": short + layout.reference["suffix"], "role": "reference", **ref})
+            records.append({"model": model, "name": short + layout.reference["suffix"], "role": "reference",
+                            **tokens(layout.tokens(model)), **ref})
+        records += reference_only(model)
+    if not any(role == "upper_bound" for _, role in order):
+        records += reference_only(None)
 
     numeric = [c for v in value_columns for c in (v, *(f"{v}/{x}" for x in extras))]
-    columns = ["model", "name", "role", *(["gflops"] if flops is not None else []), *numeric]
+    columns = ["model", "name", "role", *(["gflops"] if flops is not None else []),
+               *(["tokens"] if with_tokens else []), *numeric]
     columns += [f"{d}/{k}" for d in datasets for k in ("num_clips", *(["num_seeds"] if seeded else []), "complete")]
     columns += [f"{d}/deviation" for d in datasets if any(r["dataset"] == d and r.get("deviation") for r in results)]
     frame = pd.DataFrame.from_records(records).reindex(columns=columns)
     frame[numeric] = frame[numeric].astype("float64")
+    if with_tokens:
+        frame["tokens"] = frame["tokens"].astype("Int64")
     for d in datasets:
         frame[f"{d}/num_clips"] = frame[f"{d}/num_clips"].astype("Int64")
         if seeded:
             frame[f"{d}/num_seeds"] = frame[f"{d}/num_seeds"].astype("Int64")
         frame[f"{d}/complete"] = frame[f"{d}/complete"].astype("boolean")
-    return MainTable(frame=frame, source=_source(results, reference, layout), ci=ci)
+    return MainTable(frame=frame, source=_source(results, reference, layout), ci=ci, layout=layout_name)
 
 
 # ---------------------------------------------------------------- writing
 
 
 def build_main_table(results_dir: str | Path, reference: bool = False, allow_mixed: bool = False,
-                     ci: float = 0.95, resamples: int = 1000) -> MainTable:
-    """``main_table`` of the results under ``results_dir``, with its ``flops.csv`` if any."""
+                     ci: float = 0.95, resamples: int = 1000, layout: str = "main") -> MainTable:
+    """``main_table`` of the results under ``results_dir`` (those of the layout's protocol), with its
+    ``flops.csv`` if any."""
     flops_path = Path(results_dir) / "flops.csv"
     flops = load_flops(flops_path) if flops_path.is_file() else None
-    return main_table(load_results(results_dir, allow_mixed), reference=reference, flops=flops, ci=ci,
-                      resamples=resamples)
+    return main_table(load_results(results_dir, allow_mixed, layout), reference=reference, flops=flops, ci=ci,
+                      resamples=resamples, layout=layout)
 
 
 def save_main_table(table: MainTable, out_dir: str | Path, ci_latex: bool = False) -> tuple[Path, Path]:
-    """Writes ``main.csv`` and ``main.tex`` into ``out_dir`` (created if needed)."""
+    """Writes ``<layout>.csv`` and ``<layout>.tex`` (``main.csv``, ``main.tex``) into ``out_dir`` (created if needed)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    csv_path, tex_path = out / "main.csv", out / "main.tex"
-    # Imported here: table_render reads this module's layout and frame types.
+    csv_path, tex_path = out / f"{table.layout}.csv", out / f"{table.layout}.tex"
+    # Imported here: table_render reads this module's frame types.
     from dfbench.table_render import format_latex
 
     write_text_atomic(csv_path, table.frame.to_csv(index=False, lineterminator="\n"))
@@ -330,20 +308,22 @@ def save_main_table(table: MainTable, out_dir: str | Path, ci_latex: bool = Fals
 
 def write_main_table(results_dir: str | Path, out_dir: str | Path | None = None,
                      reference: bool = False, allow_mixed: bool = False, ci: float = 0.95,
-                     resamples: int = 1000, ci_latex: bool = False) -> tuple[Path, Path]:
-    """Builds the main table from ``results_dir`` and writes it.
+                     resamples: int = 1000, ci_latex: bool = False, layout: str = "main") -> tuple[Path, Path]:
+    """Builds a table (the main one by default) from ``results_dir`` and writes it.
 
     Args:
         results_dir: the folder ``dfbench run`` writes to.
-        out_dir: where ``main.csv`` and ``main.tex`` go; ``<results_dir>/tables`` by default.
+        out_dir: where ``<layout>.csv`` and ``<layout>.tex`` go; ``<results_dir>/tables`` by default.
         reference: add the reported rows beside ours.
         allow_mixed: tabulate results whose settings differ, marking their cells.
         ci: level of the bootstrap intervals (0: none).
         resamples: bootstrap replicates per interval.
         ci_latex: print the intervals in the LaTeX too.
+        layout: ``main`` (Table 3) or ``foresight`` (Table D), a file in ``configs/tables``.
 
     Returns:
         The paths of the csv and the tex file.
     """
-    table = build_main_table(results_dir, reference=reference, allow_mixed=allow_mixed, ci=ci, resamples=resamples)
+    table = build_main_table(results_dir, reference=reference, allow_mixed=allow_mixed, ci=ci, resamples=resamples,
+                             layout=layout)
     return save_main_table(table, Path(results_dir) / "tables" if out_dir is None else out_dir, ci_latex=ci_latex)

@@ -141,31 +141,53 @@ def config_from_state_dict(state_dict: dict[str, torch.Tensor]) -> DPTConfig:
         raise DfbenchError(f"the head has no weight {error}; pass a DPT head checkpoint (head_*_pca1152.ckpt).") from None
 
 
+def check_dpt_state(state: dict[str, torch.Tensor], source: str | Path, num_classes: int,
+                    in_channels: int | None = None) -> DPTConfig:
+    """The sizes of a DPT head state dict, refused in one line when they do not fit the task or space."""
+    config = config_from_state_dict(state)
+    if config.num_classes != num_classes:
+        raise DfbenchError(
+            f"head '{source}' predicts {config.num_classes} classes but this task needs {num_classes}; pass the head of this task."
+        )
+    if in_channels is not None and config.in_channels != in_channels:
+        raise DfbenchError(
+            f"head '{source}' reads {config.in_channels}-wide layers but the feature space gives {in_channels}; pass a head for this feature space."
+        )
+    return config
+
+
+def fill_dpt_head(head: DPTHead, state: dict[str, torch.Tensor], source: str | Path) -> DPTHead:
+    """Loads ``state`` strictly into ``head``; returns it in eval mode."""
+    try:
+        head.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        raise DfbenchError(f"head '{source}' does not fit the DPT layout ({str(error).splitlines()[0]}); pass a DPT head checkpoint.") from None
+    return head.eval()
+
+
+def read_dpt_state(path: str | Path) -> dict[str, torch.Tensor]:
+    """A DPT head's state dict from a Lightning checkpoint (``head.``-prefixed keys, read with the
+    safe reader), a bare state dict, or a dfbench-trained safetensors file."""
+    if Path(path).suffix == ".safetensors":
+        from dfbench.checkpoints import load_state_dict
+
+        state = load_state_dict(path)
+    else:
+        from dfbench.lightning_checkpoint import read_lightning_checkpoint
+
+        state = read_lightning_checkpoint(path, "a DPT head checkpoint").state_dict
+    return {k[len("head."):] if k.startswith("head.") else k: v for k, v in state.items()}
+
+
 def load_dpt_head(path: str | Path, num_classes: int, in_channels: int | None = None) -> DPTHead:
     """A released (or dfbench-trained) DPT head checkpoint, in eval mode.
 
     Args:
         path: a Lightning checkpoint whose state dict keys are ``head.<DPTHead key>``
-            (or a bare DPTHead state dict).
+            (or a bare DPTHead state dict, or a safetensors file of one).
         num_classes: classes the task needs (19 segmentation, 256 depth bins).
         in_channels: per-layer feature width the head must take, when known.
     """
-    from dfbench.lightning_checkpoint import read_lightning_checkpoint
-
-    ckpt = read_lightning_checkpoint(path, "a DPT head checkpoint")
-    state = {k[len("head."):] if k.startswith("head.") else k: v for k, v in ckpt.state_dict.items()}
-    config = config_from_state_dict(state)
-    if config.num_classes != num_classes:
-        raise DfbenchError(
-            f"head '{path}' predicts {config.num_classes} classes but this task needs {num_classes}; pass the head of this task."
-        )
-    if in_channels is not None and config.in_channels != in_channels:
-        raise DfbenchError(
-            f"head '{path}' reads {config.in_channels}-wide layers but the feature space gives {in_channels}; pass a head for this feature space."
-        )
-    head = DPTHead(config)
-    try:
-        head.load_state_dict(state, strict=True)
-    except RuntimeError as error:
-        raise DfbenchError(f"head '{path}' does not fit the DPT layout ({str(error).splitlines()[0]}); pass a DPT head checkpoint.") from None
-    return head.eval()
+    state = read_dpt_state(path)
+    config = check_dpt_state(state, path, num_classes, in_channels)
+    return fill_dpt_head(DPTHead(config), state, path)

@@ -1,9 +1,18 @@
-"""Training a linear head on frozen features of a training split (paper, appendix A).
+"""Training a head on frozen features of a training split (paper, appendix A; DINO-Foresight's Downstream).
 
 The head sees exactly what it sees at evaluation: square crops of protocol-resized
 frames, features at patch resolution, outputs upsampled onto the crop's label half.
 The loss is the task's (``Task.training_loss``): cross-entropy over labelled pixels
 for segmentation, the squared error over valid pixels (what RMSE measures) for depth.
+
+On a multi-layer PCA space (DINO-Foresight's) the head is a DPT head behind the inverse
+PCA, so it trains on PCA-reconstructed features, as the official heads were
+(FACTS.md, section 7). Whole frames are encoded (the protocol has no square crops). The
+losses are the tasks': cross-entropy with ignore 255 for ``seg-mo`` and 256-way
+cross-entropy on the 8-bit relative disparity (0 invalid) for ``reldepth256``, on logits
+upsampled bicubically to the label size, as the evaluation scores them. FACTS.md does not
+record the official training loop (loss resolution, optimiser, schedule, augmentation):
+upsampling before the loss and AdamW with a cosine schedule are this module's choices.
 """
 
 from __future__ import annotations
@@ -15,20 +24,55 @@ import torch
 from torch import nn
 
 from dfbench.data.base import Clip
+from dfbench.errors import DfbenchError
 from dfbench.features.base import FeatureSpace
-from dfbench.heads.catalog import build_head
+from dfbench.heads.catalog import build_head, space_pca
 from dfbench.heads.linear import features_to_map
 from dfbench.protocol import align_to_labels, label_halves, square_crops
 from dfbench.tasks import get_task
 
 
+def _relative_disparity(depth: torch.Tensor) -> torch.Tensor:
+    from dfbench.data.relative_depth_labels import relative_disparity_uint8
+
+    return relative_disparity_uint8(depth)
+
+
+# Targets of DINO-Foresight's tasks on data sets that carry only dfbench's own labels:
+# task -> (label it is made from, conversion, classes; None: the source's). Relative depth
+# is the per-image 8-bit disparity the protocol's pseudo-labels are
+# (dfbench.data.relative_depth_labels), classified into 256 levels.
+DERIVED_TARGETS = {"seg-mo": ("seg", None, None), "reldepth256": ("depth", _relative_disparity, 256)}
+
+
+def task_classes(dataset_tasks: dict[str, int], task: str) -> int | None:
+    """Classes of ``task`` on a data set with ``dataset_tasks``; None when it cannot be trained there."""
+    if task in dataset_tasks:
+        return dataset_tasks[task]
+    source, _, classes = DERIVED_TARGETS.get(task, (None, None, None))
+    if source not in dataset_tasks:
+        return None
+    return dataset_tasks[source] if classes is None else classes
+
+
+def task_labels(labels: dict[str, torch.Tensor], task: str) -> torch.Tensor:
+    """A clip's targets for ``task``: its own labels, or those derived from the labels it carries."""
+    if task in labels:
+        return labels[task]
+    source, convert, _ = DERIVED_TARGETS.get(task, (None, None, None))
+    if source not in labels:
+        raise DfbenchError(f"the training clips have no labels for task '{task}' (they carry {', '.join(labels)}); "
+                           "choose a task of the data set with --task.")
+    return labels[source] if convert is None else convert(labels[source])
+
+
 @dataclass
 class HeadExample:
-    """One crop of one frame: features [N, D] and its label half [lh, lw]."""
+    """One crop of one frame: features [N, D] and its label half [lh, lw] (crop None: the whole frame)."""
 
     features: torch.Tensor
     label: torch.Tensor
-    crop: int
+    crop: int | None
     frame_size: tuple[int, int]
 
 
@@ -36,16 +80,24 @@ class HeadExample:
 def head_examples(
     clips: Iterable[Clip], feature_space: FeatureSpace, task: str, frames_per_clip: int | None = None
 ) -> list[HeadExample]:
-    """Encodes the labelled frames of training clips into (features, label half) pairs."""
+    """Encodes the labelled frames of training clips into (features, label half) pairs.
+
+    On a multi-layer PCA space each example is a whole frame and its full label map.
+    """
     examples = []
     definition = get_task(task)
+    whole = space_pca(feature_space) is not None
     for clip in clips:
-        labels = clip.labels[task]
+        labels = task_labels(clip.labels, task)
         height, width = clip.frames.shape[-2:]
         labelled = [t for t, has in enumerate(definition.has_labels(labels).tolist()) if has]
         if frames_per_clip is not None:
             labelled = labelled[-frames_per_clip:]
         if not labelled:
+            continue
+        if whole:
+            feats = feature_space.encode(clip.frames[labelled]).float().cpu()
+            examples += [HeadExample(feats[i], labels[t], None, (height, width)) for i, t in enumerate(labelled)]
             continue
         crops = square_crops(clip.frames[labelled])
         feats = feature_space.encode(crops.reshape(-1, *crops.shape[-3:])).float().cpu()
@@ -70,7 +122,8 @@ def head_loss(head: nn.Module, batch: list[HeadExample], grid: tuple[int, int], 
     total, pixels = outputs.new_zeros(()), 0
     definition = get_task(task)
     for (crop, label_size, frame_size), rows in groups.items():
-        out = align_to_labels(outputs[rows], crop, label_size, *frame_size)
+        # Whole frames: the task's loss brings the outputs to the label size itself.
+        out = outputs[rows] if crop is None else align_to_labels(outputs[rows], crop, label_size, *frame_size)
         labels = torch.stack([batch[r].label for r in rows])
         loss, count = definition.training_loss(out, labels)
         total, pixels = total + loss, pixels + count
@@ -87,11 +140,18 @@ def train_head(
     batch_size: int = 64,
     lr: float = 1e-2,
     seed: int = 0,
+    feature_space: FeatureSpace | None = None,
+    dpt_config=None,
 ) -> nn.Module:
-    """Fits BatchNorm + 1x1 linear head with AdamW; returns it in eval mode."""
+    """Fits the head with AdamW and a cosine schedule; returns it in eval mode.
+
+    The head is the task's (BatchNorm + 1x1 linear for ``seg``/``depth``), or a DPT head
+    of ``dpt_config``'s sizes behind the inverse PCA when ``feature_space`` is a
+    multi-layer PCA space.
+    """
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    head = build_head(task, dim, num_classes)
+    head = build_head(task, dim, num_classes, feature_space, dpt_config)
     optimizer = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=1e-4)
     steps = epochs * max(1, len(examples) // batch_size)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, steps))

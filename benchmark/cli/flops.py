@@ -13,9 +13,11 @@ Writes three files to ``--out``:
   ``--paper-convention``.
 - ``flops.tex``: the components and totals as a booktabs ``tabular``.
 
-See :mod:`dfbench.flops` for how the counts are made and how the paper's differ, and
+See :mod:`dfbench.flops` for how the counts are made and how the paper's differ,
 :mod:`dfbench.flops_pixels` for the pixel models (Cosmos: whole frames at their own
-input size, ``--resolution`` does not apply).
+input size, ``--resolution`` does not apply) and :mod:`dfbench.flops_foresight` for
+DINO-Foresight (whole 448x896 frames; one predictor pass per step, so ``--steps 1`` is
+the short horizon and the default 3 the mid one).
 """
 
 from __future__ import annotations
@@ -127,10 +129,17 @@ def rich_table(components: pd.DataFrame, totals: pd.DataFrame) -> Table:
 def default_models() -> list[str]:
     """Every countable model whose optional packages are installed (the Cosmos diffusers ones need diffusers)."""
     from dfbench.demo import installed
+    from dfbench.errors import DfbenchError
     from dfbench.flops import MODELS
     from dfbench.registry import get_model_spec
 
-    return [name for name in MODELS if installed(get_model_spec(name))]
+    def ready(name: str) -> bool:
+        try:
+            return installed(get_model_spec(name))
+        except DfbenchError:  # counted from its config alone (dino-foresight before its adapter is installed)
+            return True
+
+    return [name for name in MODELS if ready(name)]
 
 
 @click.command(name="flops")

@@ -1,4 +1,8 @@
-"""`dfbench train head` (formerly `train-head`): fit a linear head on frozen features of a training split."""
+"""`dfbench train head` (formerly `train-head`): fit a head on frozen features of a training split.
+
+Linear heads on the DINOv3 spaces; DPT heads behind the inverse PCA on a multi-layer PCA
+space (DINO-Foresight's tasks ``seg-mo`` and ``reldepth256``, see :mod:`dfbench.heads.train`).
+"""
 
 from __future__ import annotations
 
@@ -20,38 +24,63 @@ def training_clips(dataset: str, root: str | None, frame_size: int, limit: int |
 @click.option("--feature-space-path", default=None, help="Local folder of the feature-space weights.")
 @click.option("--dataset", required=True, help="Data set whose training split labels the head.")
 @click.option("--data-root", default=None)
-@click.option("--task", default=None, help="seg or depth (default: every task of the data set).")
+@click.option("--task", "tasks", multiple=True,
+              help="Task to train (repeatable): seg, depth, or on a PCA space seg-mo, reldepth256 "
+                   "[default: every task of the data set].")
 @click.option("--limit", type=int, default=None, help="Use only the first N training clips/frames.")
+@click.option("--frames-per-clip", type=click.IntRange(min=1), default=None,
+              help="Use only the last N labelled frames of each training clip [default: all].")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--frame-size", type=click.IntRange(min=1), default=None,
+              help="Short side the training frames are resized to [default: the feature space's]. A multi-layer "
+                   "PCA space resizes whole frames itself: give the data set's native short side (72 for "
+                   "synthetic) so they reach it unresized, as under the dinoforesight protocol.")
 @click.option("--epochs", type=int, default=30, show_default=True)
 @click.option("--lr", type=float, default=1e-2, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--out-dir", default="heads-out", show_default=True, help="Where to write <dataset>-<task>.safetensors.")
 def train_head_command(**kw) -> None:
-    """Train a segmentation or depth head and save it as safetensors."""
+    """Train segmentation or depth heads and save them as safetensors."""
+    import json
+    from dataclasses import asdict
+
+    from dfbench.errors import DfbenchError
     from dfbench.features import load_feature_space
-    from dfbench.heads.catalog import save_head
-    from dfbench.heads.train import head_examples, train_head
+    from dfbench.heads.catalog import dpt_config, head_kind, save_head, space_pca
+    from dfbench.heads.train import head_examples, task_classes, train_head
     from dfbench.registry import get_dataset_class
     from dfbench.results import check_writable
+    from dfbench.tasks import get_task
 
     out_dir = Path(kw["out_dir"])
     check_writable(out_dir)
     cls = get_dataset_class(kw["dataset"])
-    tasks = {t: n for t, n in cls.tasks.items() if kw["task"] in (None, t)}
+    tasks = {}
+    for task in kw["tasks"] or cls.tasks:
+        get_task(task)  # an unknown name is one line with the nearest one
+        tasks[task] = task_classes(cls.tasks, task)
+        if tasks[task] is None:
+            raise DfbenchError(f"data set '{kw['dataset']}' has no labels for task '{task}' (it has {', '.join(cls.tasks)}); "
+                               "choose one of those with --task.")
     space = load_feature_space(kw["feature_space"], kw["feature_space_path"], device=kw["device"])
     started = time.perf_counter()
-    clips = training_clips(kw["dataset"], kw["data_root"], space.frame_size, kw["limit"])
-    grid_side = space.frame_size // space.patch_size
+    clips = training_clips(kw["dataset"], kw["data_root"], kw["frame_size"] or space.frame_size, kw["limit"])
+    pca_dpt = space_pca(space) is not None
+    grid = space.grid if pca_dpt else (space.frame_size // space.patch_size,) * 2
+    sizes = dpt_config(kw["feature_space"]) if pca_dpt else None
     for task, num_classes in tasks.items():
-        examples = head_examples(clips, space, task)
-        head = train_head(
-            examples, task, num_classes, space.dim, (grid_side, grid_side), kw["epochs"], lr=kw["lr"], seed=kw["seed"]
-        )
+        examples = head_examples(clips, space, task, kw["frames_per_clip"])
+        head = train_head(examples, task, num_classes, space.dim, grid, kw["epochs"], kw["batch_size"], lr=kw["lr"],
+                          seed=kw["seed"], feature_space=space, dpt_config=sizes)
         path = out_dir / f"{kw['dataset']}-{task}.safetensors"
-        meta = {"feature_space": kw["feature_space"], "dataset": kw["dataset"], "task": task, "classes": str(num_classes)}
+        meta = {"feature_space": kw["feature_space"], "dataset": kw["dataset"], "task": task, "classes": str(num_classes),
+                "head": head_kind(kw["feature_space"])}
+        if pca_dpt:
+            meta["dpt"] = json.dumps({**asdict(head.config), "out_channels": list(head.config.out_channels)})
         save_head(head, path, meta)
-        click.echo(f"wrote {path} ({len(examples)} crops, {time.perf_counter() - started:.1f}s)")
+        unit = "frames" if pca_dpt else "crops"
+        click.echo(f"wrote {path} ({len(examples)} {unit}, {time.perf_counter() - started:.1f}s)")
 
 
 # `dfbench train-head` keeps working for existing scripts; --help no longer lists it.

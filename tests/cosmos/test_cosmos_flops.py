@@ -8,15 +8,14 @@ from click.testing import CliRunner
 
 from dfbench.adapters.cosmos_configs import AUTOREGRESSIVE
 from dfbench.cli.flops import flops_command
-from dfbench.flops import MODELS, component_flops, total_gflops
-from dfbench.registry import get_model_spec
+from dfbench.flops import MODELS, PIXEL_FAMILY, component_flops, total_gflops
 from dfbench.tables import load_flops
 
 pytest.importorskip("diffusers", reason='diffusers is not installed (pip install "dfbench[cosmos]")')
 
 
 def test_every_cosmos_model_is_countable():
-    cosmos = [name for name in MODELS if get_model_spec(name).pixel_input is not None]
+    cosmos = [name for name, model in MODELS.items() if model.family == PIXEL_FAMILY]
     assert {"cosmos-4b", "cosmos-12b", "cosmos-predict2-2b", "cosmos1-7b-v2w", "cosmos-predict2.5-2b"} <= set(cosmos)
 
 
