@@ -19,11 +19,12 @@ from dfbench.schema import RunResult
 from dfbench.uncertainty import DEFAULT_LEVEL, DEFAULT_RESAMPLES, PairedDifference, paired_difference
 
 
-def load_with_records(results_dir: Path | str, dataset: str, model: str) -> tuple[RunResult, list[dict]]:
-    """The latest result of ``model`` on ``dataset`` and its clip records."""
+def load_with_records(results_dir: Path | str, dataset: str, model: str,
+                      protocol: str | None = None) -> tuple[RunResult, list[dict]]:
+    """The latest result of ``model`` on ``dataset`` (under the protocol named ``protocol``) and its clip records."""
     from dfbench.record_log import read_records
 
-    path = latest_result_path(results_dir, dataset, model)
+    path = latest_result_path(results_dir, dataset, model, protocol)
     if path is None or not path.is_file():
         raise DfbenchError(f"no result of {model} on {dataset} under {results_dir}; "
                            f"run 'dfbench run --model {model} --dataset {dataset}' first.")
@@ -70,19 +71,23 @@ def compare(
     level: float = DEFAULT_LEVEL,
     resamples: int = DEFAULT_RESAMPLES,
     seed: int = 0,
+    protocol: str | None = None,
 ) -> tuple[list[PairedDifference], int]:
     """A minus B for every metric and horizon (headline steps), and the number of clips they share.
 
     The expected best-of-k curve is left out: its last point is already a metric of its own.
     """
-    from dfbench.registry import get_dataset_spec
+    from dfbench.run_prepare import result_tasks
 
-    result_a, records_a = load_with_records(results_dir, dataset, model_a)
-    result_b, records_b = load_with_records(results_dir, dataset, model_b)
+    result_a, records_a = load_with_records(results_dir, dataset, model_a, protocol)
+    result_b, records_b = load_with_records(results_dir, dataset, model_b, protocol)
     pairs = stat_pairs(headline_keys(records_a), headline_keys(records_b), result_a.stochastic, result_b.stochastic)
     if not pairs:
         raise DfbenchError(f"{model_a} and {model_b} share no metric on {dataset}; compare results of the same tasks.")
-    num_classes = dict(get_dataset_spec(dataset).tasks)
+    if result_a.identity.protocol != result_b.identity.protocol:
+        raise DfbenchError(f"{model_a} was run under protocol {result_a.identity.protocol} and {model_b} under "
+                           f"{result_b.identity.protocol}; compare results of one protocol.")
+    num_classes = result_tasks(dataset, result_a.identity.protocol)
     found = paired_difference(records_a, records_b, num_classes, pairs, level=level, resamples=resamples, seed=seed)
     metrics, horizons = list(metric_decimals()), list(result_a.identity.horizons)
     stats = ("best", "mean", "single", "ensemble")

@@ -166,3 +166,14 @@ def load_protocol(name: str = "dinoworld") -> Protocol:
                for k, v in (raw.get("tasks") or {}).items()},
         options={str(k): ProtocolOption(v["default"], tuple(v.get("choices", ()))) for k, v in (raw.get("options") or {}).items()},
     )
+
+
+def protocol_named(name: str) -> Protocol:
+    """The shipped protocol whose ``name`` (as results record it) is ``name``, e.g. dinoworld-dense-forecasting."""
+    shipped = sorted(p.name[:-5] for p in (files("dfbench.configs") / "protocol").iterdir() if p.name.endswith(".yaml"))
+    for stem in shipped:
+        protocol = load_protocol(stem)
+        if protocol.name == name:
+            return protocol
+    raise DfbenchError(f"results name protocol '{name}', which this dfbench does not ship; upgrade dfbench to read them.")
+

@@ -136,6 +136,18 @@ def scored_tasks(protocol, dataset_spec) -> tuple[dict[str, int], dict[str, Any]
     return tasks, loader
 
 
+def result_tasks(dataset: str, protocol_name: str) -> dict[str, int]:
+    """Task -> classes of the records of ``dataset`` results under the protocol named ``protocol_name``.
+
+    What the records hold depends on the protocol (seg-mo and reldepth256 under dinoforesight),
+    so tables and comparisons read class counts here, not from the data set's own tasks.
+    """
+    from dfbench.config import protocol_named
+    from dfbench.registry import get_dataset_spec
+
+    return scored_tasks(protocol_named(protocol_name), get_dataset_spec(dataset))[0]
+
+
 class DecodedHead(torch.nn.Module):
     """A head over a compressed feature space's decoded features (DINO-Foresight's inverse PCA, then DPT).
 

@@ -64,7 +64,7 @@ def interval_values(results: list[dict], level: float, resamples: int, seed: int
         results: the result and its other seeds (one dict each, with ``path``); the
             interval then covers the mean over seeds.
     """
-    from dfbench.registry import get_dataset_spec
+    from dfbench.run_prepare import result_tasks
     from dfbench.uncertainty import bootstrap_intervals
 
     seeds = [_records(r) for r in results]
@@ -72,8 +72,8 @@ def interval_values(results: list[dict], level: float, resamples: int, seed: int
         return {}
     dataset = results[0]["dataset"]
     try:
-        num_classes = dict(get_dataset_spec(dataset).tasks)
-    except DfbenchError:  # a data set not installed here: its class counts are unknown
+        num_classes = result_tasks(dataset, results[0]["identity"]["protocol"])
+    except DfbenchError:  # a data set or protocol not installed here: its class counts are unknown
         return {}
     out = {}
     for interval in bootstrap_intervals(seeds, num_classes, level=level, resamples=resamples, seed=seed,

@@ -20,8 +20,10 @@ import click
 @click.option("--resamples", type=click.IntRange(10), default=1000, show_default=True,
               help="Bootstrap resamples and randomisation-test swaps.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the resampling.")
+@click.option("--protocol", default="dinoworld", show_default=True,
+              help="Protocol (configs/protocol/<name>.yaml) whose results are compared.")
 def compare_command(model_a: str, model_b: str, dataset: str, results_dir: Path, json_path: Path | None,
-                    level: float, resamples: int, seed: int) -> None:
+                    level: float, resamples: int, seed: int, protocol: str) -> None:
     """A minus B on every metric and horizon, paired on the clips both were evaluated on.
 
     Each difference gets a percentile bootstrap interval (clips resampled jointly for A
@@ -37,7 +39,10 @@ def compare_command(model_a: str, model_b: str, dataset: str, results_dir: Path,
     from dfbench.files import write_json_atomic
     from dfbench.formatting import format_number
 
-    found, clips = compare(results_dir, model_a, model_b, dataset, level=level, resamples=resamples, seed=seed)
+    from dfbench.config import load_protocol
+
+    found, clips = compare(results_dir, model_a, model_b, dataset, level=level, resamples=resamples, seed=seed,
+                           protocol=load_protocol(protocol).name)
     names = metric_decimals()
     table = Table(title=escape(f"{model_a} minus {model_b} on {dataset} ({clips} clips)"),
                   caption=escape(f"[low, high]: {100 * level:g}% paired bootstrap interval over clips; p: two-sided "
