@@ -124,19 +124,33 @@ def test_a_data_set_without_data_says_so(monkeypatch, tmp_path):
     assert note.startswith("No predictions drawn for Cityscapes: no data root for cityscapes"), note
 
 
-def test_the_page_renders_in_a_headless_browser(report, tmp_path):
+def browser_or_skip() -> str:
     path = browser()
     if path is None:
         if os.environ.get("CI") == "true":
             pytest.fail("chromium is missing in CI; .ci/run installs it")
         pytest.skip("no chromium on this machine (apt-get install chromium)")
+    return path
+
+
+def browser_command(path: str, tmp_path: Path) -> list[str]:
+    return [path, "--headless", "--disable-gpu", "--no-sandbox", "--hide-scrollbars", f"--user-data-dir={tmp_path / 'profile'}"]
+
+
+def probe_in_browser(page: Path, tmp_path: Path) -> str:
+    """Loads the page with PROBE injected in headless Chromium; returns the <html> tag the probe marked."""
     probed = tmp_path / "probed.html"
-    probed.write_text(report.read_text().replace("<head>", "<head>" + PROBE, 1))
-    common = [path, "--headless", "--disable-gpu", "--no-sandbox", "--hide-scrollbars", f"--user-data-dir={tmp_path / 'profile'}"]
-    dom = subprocess.run([*common, "--virtual-time-budget=10000", "--dump-dom", probed.as_uri()],
-                         capture_output=True, text=True, timeout=120, check=True).stdout
+    probed.write_text(page.read_text().replace("<head>", "<head>" + PROBE, 1))
+    dom = subprocess.run([*browser_command(browser_or_skip(), tmp_path), "--virtual-time-budget=10000", "--dump-dom",
+                          probed.as_uri()], capture_output=True, text=True, timeout=120, check=True).stdout
     (root,) = re.findall(r"<html[^>]*>", dom)
+    return root
+
+
+def test_the_page_renders_in_a_headless_browser(report, tmp_path):
+    root = probe_in_browser(report, tmp_path)
     assert 'data-probe="images=3;broken=0"' in root and "data-errors" not in root, root
+    common = browser_command(browser_or_skip(), tmp_path)
     shot = Path(os.environ.get("DFBENCH_REPORT_SCREENSHOT") or tmp_path / "report.png")
     subprocess.run([*common, "--window-size=1300,2600", f"--screenshot={shot}", report.as_uri()],
                    capture_output=True, timeout=120, check=True)
@@ -178,3 +192,40 @@ def test_a_result_of_other_weights_is_not_redrawn_with_the_shipped_ones():
     assert entry is None and "other weights" in note
     entry, note = _panel_model({"identity": {"model": "deltaworld", "num_samples": 2, "weights": shipped}}, space, "cpu")
     assert note is None and entry.display == "DeltaWorld" and entry.num_samples == 2
+
+
+def test_demo_then_report_shows_best_of_k_curves_and_intervals(tmp_path):
+    """End to end as a user runs it: `dfbench demo` on a few clips, then `dfbench report` on its folder."""
+    from click.testing import CliRunner
+
+    from dfbench.cli import cli
+    from dfbench.demo import demo_models
+    from dfbench.registry import get_model_class, get_model_spec
+
+    out, samples = tmp_path / "demo", 3
+    runner = CliRunner()
+    result = runner.invoke(cli, ["demo", "--output-dir", str(out), "--limit", "2", "--num-samples", str(samples)])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(cli, ["report", "--results-dir", str(out), "--clips", "1"])
+    assert result.exit_code == 0, result.output
+    page = (out / "report.html").read_text()
+
+    stochastic = {get_model_spec(m).display for m in demo_models() if get_model_class(m).stochastic}
+    (curves,) = best_of_k_curves(load_results(out)).values()
+    assert set(curves) == stochastic
+    for curve in curves.values():
+        assert sorted(curve) == list(range(1, samples + 1))
+        # The best of more samples can only be as close or closer: the expected loss never rises with k.
+        assert all(curve[k + 1] <= curve[k] + 1e-9 for k in range(1, samples))
+    assert "alt='best-of-k'" in page and "No best-of-k curves" not in page
+
+    frame = build_main_table(out).frame
+    for column in ("synthetic/rmse/mid/single", "synthetic/miou/mid/best"):
+        rows = frame.dropna(subset=[column])  # deterministic models fill "single", stochastic ones best and mean
+        assert len(rows) and (rows[f"{column}/ci_low"] <= rows[column]).all(), column
+        assert (rows[column] <= rows[f"{column}/ci_high"]).all(), column
+    assert "Brackets: 95% clip-bootstrap intervals." in page
+    assert re.search(r"\[\d+\.\d+, \d+\.\d+\]", page)
+
+    root = probe_in_browser(out / "report.html", tmp_path)
+    assert f'data-probe="images={page.count("<img")};broken=0"' in root and "data-errors" not in root, root
