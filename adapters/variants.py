@@ -180,6 +180,7 @@ MODEL_SPECS: tuple[ModelSpec, ...] = (
         name="dino-foresight",
         display="DINO-Foresight",
         family="dfbench.adapters.dino_foresight:DinoForesightModel",
+        architecture="dino-foresight",
         requires_weights=True,
         default_protocol="dinoforesight",
         default_feature_space="dinov2-vitb14-reg-pca1152",

@@ -148,38 +148,6 @@ def result_tasks(dataset: str, protocol_name: str) -> dict[str, int]:
     return scored_tasks(protocol_named(protocol_name), get_dataset_spec(dataset))[0]
 
 
-class DecodedHead(torch.nn.Module):
-    """A head over a compressed feature space's decoded features (DINO-Foresight's inverse PCA, then DPT).
-
-    The hook that lets plain DPT heads read multi-layer PCA features; a head that decodes by
-    itself (``dfbench.heads`` over such a space) is used as it is.
-    """
-
-    def __init__(self, decode, head: torch.nn.Module) -> None:
-        super().__init__()
-        self.decode = decode
-        self.head = head
-
-    def forward(self, maps: torch.Tensor) -> torch.Tensor:
-        return self.head(self.decode(maps.movedim(1, -1)).movedim(-1, 1))
-
-
-def heads_over(feature_space, heads: dict[str, Any]) -> dict[str, Any]:
-    """Plain DPT heads on a feature space that decodes (multi-layer PCA) read its decoded features."""
-    from dfbench.heads.dpt import DPTHead
-
-    decode = getattr(feature_space, "decode", None)
-    if decode is None:
-        return heads
-    return {task: DecodedHead(decode, head) if type(head) is DPTHead else head for task, head in heads.items()}
-
-
-def head_dim(feature_space) -> int:
-    """The width a head of this feature space reads: the decoded width where the space decodes."""
-    pca = getattr(feature_space, "pca", None)
-    return int(pca.width) if getattr(feature_space, "decode", None) is not None and pca is not None else feature_space.dim
-
-
 @dataclass
 class Prepared:
     """Everything loaded and checked for one run, and the identity it defines."""
@@ -261,7 +229,7 @@ def prepare(options, shared: dict | None = None) -> Prepared:
     if dataset is None or feature_space.frame_size != hint:
         dataset = data(feature_space.frame_size)
     model = build_model(model_cls, feature_space, options).to(device)
-    heads = heads_over(feature_space, load_heads(fs_name, head_dim(feature_space), dataset_cls.name, tasks, options.heads))
+    heads = load_heads(feature_space, feature_space.dim, dataset_cls.name, tasks, options.heads)
     heads = {task: head.to(device) for task, head in heads.items()}
     head_sources = {t: options.heads.get(t) or head_source(fs_name, dataset_cls.name, t) for t in heads}
 

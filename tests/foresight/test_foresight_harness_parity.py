@@ -23,7 +23,7 @@ from dfbench.models.foresight_weights import save_foresight_safetensors
 from dfbench.protocol_aggregation import protocol_entries
 from dfbench.registry import get_model_class
 from dfbench.results import aggregate
-from dfbench.run_prepare import DecodedHead
+from dfbench.heads.pca_dpt import PcaDptHead
 
 SEG, DEPTH = "seg-mo", "reldepth256"
 # The fixture's metric keys for dfbench's models and horizons.
@@ -52,7 +52,10 @@ def fixture_clips(fx: dict) -> list[Clip]:
 def harness(fx, parts, tmp_path_factory):
     """model name -> its Evaluator under dinoforesight, on the fixture's weights (the predictor saved as a file)."""
     path = save_foresight_safetensors(tmp_path_factory.mktemp("w") / "fixture.safetensors", parts.predictor, parts.space.pca)
-    heads = {SEG: DecodedHead(parts.space.decode, parts.seg_head), DEPTH: DecodedHead(parts.space.decode, parts.depth_head)}
+    heads = {}
+    for task, released in ((SEG, parts.seg_head), (DEPTH, parts.depth_head)):
+        heads[task] = PcaDptHead(released.config, parts.space.pca).eval()
+        heads[task].load_state_dict(released.state_dict())
     protocol = load_protocol("dinoforesight")
     models = {"dino-foresight": get_model_class("dino-foresight")(parts.space, checkpoint=str(path)),
               "copy-last": get_model_class("copy-last")(parts.space), "present": get_model_class("present")(parts.space)}

@@ -167,7 +167,7 @@ def bad_inputs(files) -> dict[str, tuple[list[str], str]]:
         "another model's checkpoint": ([*model, str(ADAPTERS / "tiny-dino-world.safetensors")], "'dino-world' model"),
         "a PCA of another width": ([*model, str(narrow)], "192-wide"),
         "the scikit-learn pickle": ([*model, str(sklearn)], "sklearn.decomposition._pca.PCA"),
-        "a head with another class count": ([*model, str(files["predictor"]), "--head", f"seg-mo={seven}"], "seg-mo head"),
+        "a head with another class count": ([*model, str(files["predictor"]), "--head", f"seg-mo={seven}"], "predicts 7 classes but this task needs 19"),
         "a model under another protocol": (["--model", "dino-world", "--protocol", "dinoforesight"], "protocol 'dinoworld'"),
         "a space the model does not predict in": ([*model, str(files["predictor"]), "--feature-space", "tiny"],
                                                   "multi-layer PCA"),
