@@ -24,6 +24,9 @@ TABLE_CAPTION = (
     "Bold: the best model per column, bounds excluded. S = {samples}."
 )
 DEMO_FEATURE_SPACE = "tiny"
+# DINO-Foresight's protocol (Table D): its models run in the data set's feature space for it.
+FORESIGHT_PROTOCOL = "dinoforesight"
+FORESIGHT_LAYOUT = "foresight"
 # A video generator decodes every sample's frames (cosmos-tiny: about 30 s per clip at 20
 # samples on one loaded CPU core), so the demo runs pixel models on the first clips only;
 # their results say so (complete: false, num_clips).
@@ -41,6 +44,15 @@ def demo_models() -> list[str]:
     Models whose optional packages are absent (cosmos-tiny without diffusers) are left out.
     """
     return [spec.name for spec in builtin_model_specs() if spec.runs_offline(DEMO_FEATURE_SPACE) and installed(spec)]
+
+
+def foresight_demo_models() -> list[str]:
+    """The Table D layout's models that run offline on the synthetic world under DINO-Foresight's protocol."""
+    from dfbench.registry import get_dataset_spec, get_model_spec
+    from dfbench.table_layout import load_layout
+
+    space = get_dataset_spec(DEMO_DATASET).protocol_feature_spaces[FORESIGHT_PROTOCOL]
+    return [model for model in load_layout(FORESIGHT_LAYOUT).models if get_model_spec(model).runs_offline(space)]
 
 
 def demo_limit(model: str, limit: int | None) -> int | None:
@@ -86,7 +98,23 @@ def run_demo(
     console.print(rendered)
     csv_path, tex_path = save_main_table(table, results_dir / "tables")
     figure = save_demo_figure(Path(output_dir) / "demo.png", demo_models(), num_samples=num_samples or 20, device=device)
-    console.print(f"wrote {csv_path}, {tex_path} and {figure} in {time.perf_counter() - started:.1f}s")
+    foresight_csv, _ = run_foresight_demo(output_dir, limit, device, batch_size, console)
+    console.print(f"wrote {csv_path}, {tex_path}, {foresight_csv} and {figure} in {time.perf_counter() - started:.1f}s")
+
+
+def run_foresight_demo(output_dir: str, limit: int | None, device: str, batch_size: int,
+                       console: Console) -> tuple[Path, Path]:
+    """The Table D layout on the synthetic world: its models under DINO-Foresight's protocol, then the table."""
+    from dfbench.run import RunOptions, run
+    from dfbench.table_render import render_main_table
+    from dfbench.tables import build_main_table, save_main_table
+
+    for model in foresight_demo_models():
+        run(RunOptions(model=model, dataset=DEMO_DATASET, protocol=FORESIGHT_PROTOCOL, batch_size=batch_size,
+                       device=device, limit=limit, output_dir=output_dir), console=console)
+    table = build_main_table(output_dir, layout=FORESIGHT_LAYOUT)
+    console.print(render_main_table(table))
+    return save_main_table(table, Path(output_dir) / "tables")
 
 
 def write_demo_flops(results_dir: Path) -> Path | None:

@@ -10,8 +10,11 @@ from dfbench.demo import demo_models
 from dfbench.result_store import latest_result_path
 
 
+MAIN_PROTOCOL = "dinoworld-dense-forecasting"  # the demo also writes results under dinoforesight (Table D)
+
+
 def _value(results, model, metric, horizon, stat):
-    payload = json.loads(latest_result_path(results, "synthetic", model).read_text())
+    payload = json.loads(latest_result_path(results, "synthetic", model, MAIN_PROTOCOL).read_text())
     (entry,) = [m for m in payload["metrics"] if (m["metric"], m["horizon"], m["stat"]) == (metric, horizon, stat)]
     return entry["value"]
 
@@ -30,10 +33,31 @@ def demo_results(tmp_path_factory):
 
 def test_demo_writes_results_tables_and_figure(demo_results):
     for model in demo_models():
-        assert latest_result_path(demo_results, "synthetic", model).is_file()
+        assert latest_result_path(demo_results, "synthetic", model, MAIN_PROTOCOL).is_file()
     assert (demo_results / "tables" / "main.csv").is_file()
     assert (demo_results / "tables" / "main.tex").read_text().count("\\toprule") == 1
     assert (demo_results / "demo.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_demo_shows_the_table_d_layout_under_dino_foresights_protocol(demo_results):
+    """Copy-last, the tiny DINO-Foresight and Present under dinoforesight, in their own table."""
+    import pandas as pd
+
+    from dfbench.demo import foresight_demo_models
+
+    assert foresight_demo_models() == ["copy-last", "dino-foresight", "present"]
+    for model in foresight_demo_models():
+        payload = json.loads(latest_result_path(demo_results, "synthetic", model, "dinoforesight").read_text())
+        assert payload["complete"] and payload["identity"]["feature_space"] == "tiny-ml-pca"
+    table = pd.read_csv(demo_results / "tables" / "foresight.csv").set_index("model")
+    assert list(table.index) == ["copy-last", "dino-foresight", "present"]
+    for horizon in ("short", "mid"):
+        miou = table[f"synthetic/miou_all/{horizon}/single"]
+        d1 = table[f"synthetic/d1/{horizon}/single"]
+        # Present reads the true future: it bounds both forecasts from above.
+        assert miou["present"] > max(miou["copy-last"], miou["dino-foresight"])
+        assert d1["present"] > max(d1["copy-last"], d1["dino-foresight"])
+    assert "\\toprule" in (demo_results / "tables" / "foresight.tex").read_text()
 
 
 def test_the_benchmark_discriminates_present_from_copy_last(demo_results):
