@@ -77,7 +77,7 @@ def test_depth_discriminates_present_from_copy_last(demo_results):
 def _paired_rmse(results, model_a, model_b, stat_a):
     from dfbench.compare import compare
 
-    differences, _ = compare(results, model_a, model_b, "synthetic")
+    differences, _ = compare(results, model_a, model_b, "synthetic", protocol=MAIN_PROTOCOL)
     (found,) = [d for d in differences if (d.metric, d.horizon, d.stat_a) == ("rmse", "mid", stat_a)]
     return found
 
