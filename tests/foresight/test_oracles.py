@@ -1,0 +1,96 @@
+"""Present under DINO-Foresight's two oracle definitions reproduces the fixture's oracles (FACTS.md, section 11).
+
+* ``oracle_raw``: the heads on the raw frame-19 features (the ``-raw`` space: identity projection),
+  bicubic to the full label size, metrics of the dinoforesight protocol;
+* ``downstream_oracle``: how the released heads were validated: PCA round trip, bicubic only to the
+  network input size, labels nearest-resized to it (the dinoforesight-downstream protocol), depth
+  averaged per batch in the Downstream code's image order.
+
+Every size, order and batch comes from the fixture.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from foresight_helpers import close
+from test_foresight_harness_parity import DEPTH, SEG, fixture_clips
+
+from dfbench.config import load_protocol
+from dfbench.data.base import Clip
+from dfbench.data.label_resize import resize_label_nearest
+from dfbench.evaluate import Evaluator, run_evaluation
+from dfbench.features.foresight_space import RECIPES, raw_space
+from dfbench.heads.catalog import head_kind, head_source
+from dfbench.heads.pca_dpt import PcaDptHead
+from dfbench.protocol_aggregation import protocol_entries
+from dfbench.registry import feature_space_names, get_model_class
+from dfbench.results import aggregate
+
+DEPTH_METRICS = ("d1", "d2", "d3", "abs_rel", "sq_rel", "rel_rmse", "rmse_log", "log_10", "silog")
+REPORTED = {"rel_rmse": "rmse"}
+
+
+def present(space, parts, protocol: str) -> Evaluator:
+    """Present with the fixture's heads behind ``space``'s projection, under ``protocol``."""
+    heads = {}
+    for task, released in ((SEG, parts.seg_head), (DEPTH, parts.depth_head)):
+        heads[task] = PcaDptHead(released.config, space.pca).eval()
+        heads[task].load_state_dict(released.state_dict())
+    return Evaluator(get_model_class("present")(space), space, heads, load_protocol(protocol), num_samples=1, horizons=["short"])
+
+
+def scores(evaluator: Evaluator, batches: list[list[Clip]], batch_size: int | None) -> dict[str, float]:
+    """metric -> value at the short horizon's last step; depth per batch of ``batch_size`` (None: pixel-pooled)."""
+    records = []
+    run_evaluation(evaluator, batches, records.extend)
+    tasks = {SEG: 19, DEPTH: 256}
+    entries = aggregate(records, tasks)
+    if batch_size is not None:
+        options = {"depth_aggregation": "official", "official_batch_size": batch_size, "official_devices": 1}
+        entries = protocol_entries(entries, records, tasks, options)
+    last = len(evaluator.windows()[0].targets) - 1
+    return {e["metric"]: e["value"] for e in entries if e["step"] == last and e["horizon"] == "short"}
+
+
+def check(values: dict[str, float], segm: dict, depth: dict | None) -> None:
+    assert values["miou_all"] == pytest.approx(100 * float(segm["mIoU"]), rel=1e-5)
+    assert values["mo_miou"] == pytest.approx(100 * float(segm["MO_mIoU"]), rel=1e-5)
+    for metric in DEPTH_METRICS if depth is not None else ():
+        expected = float(depth[REPORTED.get(metric, metric)]) * (100 if metric in ("d1", "d2", "d3") else 1)
+        assert math.isfinite(values[metric])
+        assert values[metric] == pytest.approx(expected, rel=1e-5), metric
+
+
+# ---------------------------------------------------------------- oracle_raw
+
+
+def test_the_raw_space_is_registered_with_the_released_heads():
+    assert "dinov2-vitb14-reg-raw" in feature_space_names()
+    recipe, released = RECIPES["dinov2-vitb14-reg-raw"], RECIPES["dinov2-vitb14-reg-pca1152"]
+    assert recipe.raw and (recipe.blocks, recipe.image_size, recipe.backbone) == (released.blocks, released.image_size, released.backbone)
+    assert head_kind("dinov2-vitb14-reg-raw") == "pca-dpt"
+    for task in (SEG, DEPTH):
+        assert head_source("dinov2-vitb14-reg-raw", "cityscapes", task) == head_source("dinov2-vitb14-reg-pca1152", "cityscapes", task)
+
+
+def test_the_identity_round_trip_is_exact(fx, parts):
+    raw = raw_space(parts.space, "foresight-fixture-raw")
+    h, w = parts.grid
+    frames = fixture_clips(fx)[0].frames[-1:]
+    features = raw.encode(frames)
+    assert raw.dim == parts.space.pca.width
+    assert torch.equal(raw.decode(features), features)
+    # The raw space's features are the backbone's frame-19 features the fixture's oracle_raw reads.
+    expected = fx["stages"]["oracle_raw"]["pred_feats_all_clips"][0]
+    close(features.reshape(h, w, -1), expected)
+
+
+def test_oracle_raw_metrics(fx, parts):
+    evaluator = present(raw_space(parts.space, "foresight-fixture-raw"), parts, "dinoforesight")
+    batches = [[fixture_clips(fx)[i] for i in batch] for batch in parts.batches]
+    values = scores(evaluator, batches, len(parts.batches[0]))
+    check(values, fx["metrics"]["segm"]["oracle_raw"], fx["metrics"]["depth"]["oracle_raw"])
