@@ -94,3 +94,71 @@ def test_oracle_raw_metrics(fx, parts):
     batches = [[fixture_clips(fx)[i] for i in batch] for batch in parts.batches]
     values = scores(evaluator, batches, len(parts.batches[0]))
     check(values, fx["metrics"]["segm"]["oracle_raw"], fx["metrics"]["depth"]["oracle_raw"])
+
+
+# ---------------------------------------------------------------- downstream_oracle
+
+
+def downstream_clips(fx: dict) -> list[Clip]:
+    """The fixture's clips in the Downstream image order, labels nearest-resized to the network input."""
+    data, size = fx["data"], tuple(fx["config"]["img_size"])
+    clips = fixture_clips(fx)
+    by_image = dict(zip(data["labelled_frame_names"], clips))
+    out = []
+    for name in fx["metrics"]["downstream_oracle"]["image_order"]:
+        index = data["labelled_frame_names"].index(name)
+        clip = by_image[name]
+        labels = {}
+        for task, key in ((SEG, "segm"), (DEPTH, "depth")):
+            resized = resize_label_nearest(data[f"labels_{key}"][index].numpy(), size)
+            assert torch.equal(torch.from_numpy(resized), data[f"labels_{key}_nearest_img_size"][index])
+            full = torch.full((clip.labels[task].shape[0], *size), 255 if task == SEG else 0, dtype=clip.labels[task].dtype)
+            full[-1] = torch.from_numpy(resized).to(full.dtype)
+            labels[task] = full
+        out.append(Clip(clip.sample_id, clip.frames, clip.timestamps, labels))
+    return out
+
+
+def test_the_downstream_protocol_declares_the_network_input_as_label_size(fx):
+    protocol = load_protocol("dinoforesight-downstream")
+    base = load_protocol("dinoforesight")
+    assert protocol.label_size == tuple(fx["config"]["released_img_size"])
+    assert (protocol.label_resize, protocol.clip_order) == ("nearest", "listdir")
+    assert base.label_size is None and base.clip_order == "sorted"
+    # Everything else is dinoforesight's: the same frames, tasks and options.
+    assert (protocol.clip_length, protocol.context_length, protocol.horizons, protocol.crops, protocol.resize_frames) == (
+        base.clip_length, base.context_length, base.horizons, base.crops, base.resize_frames)
+    assert protocol.tasks == base.tasks and protocol.options == base.options
+
+
+@pytest.mark.parametrize("batch_size", [None, "fixture"])
+def test_downstream_oracle_metrics(fx, parts, batch_size):
+    """Segmentation (one confusion matrix, batching-free) always; depth per batch as the Downstream validation ran."""
+    evaluator = present(parts.space, parts, "dinoforesight-downstream")
+    clips = downstream_clips(fx)
+    size = fx["config"]["batch_size"]
+    batches = [clips[i : i + size] for i in range(0, len(clips), size)]
+    expected = fx["metrics"]["downstream_oracle"]
+    assert len(expected["depth"]["per_batch"]["d1"]) == len(batches)  # the fixture's batches, in its order
+    values = scores(evaluator, batches, size if batch_size else None)
+    check(values, expected["segm"], expected["depth"] if batch_size else None)
+
+
+def test_downstream_head_outputs_stay_at_the_input_size(fx, parts):
+    """The heads' argmax at the label (= input) size equals the fixture's Downstream predictions."""
+    from dfbench.tasks.relative_depth import to_label_size
+
+    clips = downstream_clips(fx)
+    space = parts.space
+    predictions = fx["predictions"]["downstream_oracle"]
+    order = [str(n) for n in predictions["order"]]
+    assert order == list(fx["metrics"]["downstream_oracle"]["image_order"])
+    h, w = parts.grid
+    for position, clip in enumerate(clips):
+        features = space.encode(clip.frames[-1:]).reshape(1, h, w, -1).permute(0, 3, 1, 2)
+        for task, head, key in ((SEG, parts.seg_head, "segm"), (DEPTH, parts.depth_head, "depth")):
+            pca_head = PcaDptHead(head.config, space.pca).eval()
+            pca_head.load_state_dict(head.state_dict())
+            with torch.no_grad():
+                logits = to_label_size(pca_head(features), clip.labels[task][-1:])
+            assert torch.equal(logits.argmax(1)[0].to(torch.uint8), predictions[key][position])
