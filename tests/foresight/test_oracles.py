@@ -162,3 +162,75 @@ def test_downstream_head_outputs_stay_at_the_input_size(fx, parts):
             with torch.no_grad():
                 logits = to_label_size(pca_head(features), clip.labels[task][-1:])
             assert torch.equal(logits.argmax(1)[0].to(torch.uint8), predictions[key][position])
+
+
+# ---------------------------------------------------------------- the loader and the CLI
+
+
+def test_the_cityscapes_loader_reads_labels_the_downstream_way(tmp_path):
+    import os
+
+    import numpy as np
+
+    from data.trees import cityscapes_depth_path, make_cityscapes_tree
+
+    from dfbench.data.checks import read_label_array
+    from dfbench.data.cityscapes import SPEC, CityscapesDataset, label_ids_to_train_ids
+    from dfbench.run_prepare import scored_tasks
+
+    make_cityscapes_tree(tmp_path, cities=("lindau", "bochum"), sequences=2, size=(48, 96), relative_depth=True)
+    protocol = load_protocol("dinoforesight-downstream")
+    tasks, loader = scored_tasks(protocol, SPEC)
+    assert tasks[DEPTH] == 256 and len(tasks) == 2  # the moving-class segmentation and relative depth
+    assert loader["label_size"] == protocol.label_size and loader["clip_order"] == "listdir"
+    dataset = CityscapesDataset(str(tmp_path), frame_size=None, **loader)
+    listed = [f"{city}/{name[: -len('_gtFine_labelIds.png')]}" for city in os.listdir(tmp_path / "gtFine" / "val")
+              for name in os.listdir(tmp_path / "gtFine" / "val" / city) if name.endswith("_gtFine_labelIds.png")]
+    assert dataset.sample_ids() == listed
+    sample_id = listed[-1]
+    clip = dataset.load(sample_id)
+    seg_task = next(t for t in clip.labels if t != DEPTH)
+    assert tuple(clip.frames.shape[-2:]) == (48, 96)  # frames as recorded: the feature space resizes them
+    city, stem = sample_id.split("/")
+    label_ids = read_label_array(tmp_path / "gtFine" / "val" / city / f"{stem}_gtFine_labelIds.png")
+    expected = label_ids_to_train_ids(resize_label_nearest(label_ids, protocol.label_size))
+    assert torch.equal(clip.labels[seg_task][-1], torch.from_numpy(expected))
+    depth = read_label_array(cityscapes_depth_path(tmp_path, "val", city, stem), np.uint8)
+    assert torch.equal(clip.labels[DEPTH][-1], torch.from_numpy(resize_label_nearest(depth, protocol.label_size)))
+    # Under dinoforesight the same tree gives sorted clips and labels as recorded.
+    plain = CityscapesDataset(str(tmp_path), frame_size=None, **scored_tasks(load_protocol("dinoforesight"), SPEC)[1])
+    assert plain.sample_ids() == sorted(listed)
+    assert tuple(plain.load(sample_id).labels[DEPTH].shape[-2:]) == (48, 96)
+
+
+def test_present_runs_under_both_oracle_definitions(tmp_path, dfbench_cli):
+    """`dfbench run --model present` on a generated tree: the raw space under dinoforesight, the PCA space under
+    dinoforesight-downstream; both results complete, each with its own protocol and feature space."""
+    import json
+
+    import tiny_foresight as tiny
+    from data.trees import make_cityscapes_tree
+
+    from dfbench.registry import FEATURE_SPACES
+
+    tiny.register_space()
+    raw_name = f"{tiny.SPACE}-raw"
+    if raw_name not in FEATURE_SPACES.names():
+        FEATURE_SPACES.register(raw_name, lambda path=None, device="cpu", dtype=None: raw_space(tiny.load_space(), raw_name).to(device))
+    tree = tmp_path / "cityscapes"
+    make_cityscapes_tree(tree, cities=("lindau",), sequences=2, size=(64, 128), relative_depth=True)
+    layer = tiny.load_space().layer_dim
+    seg = tiny.save_dpt_head(tmp_path / "seg-mo.safetensors", layer, 19)
+    depth = tiny.save_dpt_head(tmp_path / "reldepth256.safetensors", layer, 256, seed=1)
+    out = tmp_path / "results"
+    for space, protocol in ((raw_name, "dinoforesight"), (tiny.SPACE, "dinoforesight-downstream")):
+        done = dfbench_cli("run", "--model", "present", "--protocol", protocol, "--dataset", "cityscapes",
+                           "--data-root", str(tree), "--feature-space", space, "--head", f"seg-mo={seg}",
+                           "--head", f"reldepth256={depth}", "--output-dir", str(out), "--no-progress", "--num-workers", "0")
+        assert done.code == 0, done.err
+    results = [json.loads(p.read_text()) for p in sorted((out / "cityscapes" / "present").glob("*.json")) if p.name != "latest.json"]
+    kinds = {(r["identity"]["protocol"], r["identity"]["feature_space"]): r for r in results}
+    assert set(kinds) == {("dinoforesight", raw_name), ("dinoforesight-downstream", tiny.SPACE)}
+    for result in kinds.values():
+        assert result["complete"] and result["num_clips"] == 2
+        assert {"miou_all", "mo_miou", "d1", "abs_rel"} <= {e["metric"] for e in result["metrics"]}
