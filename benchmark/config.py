@@ -12,6 +12,7 @@ import yaml
 from dfbench.errors import DfbenchError
 
 CROP_MODES = ("square", "none")  # the reference's two square crops per clip, or whole frames
+CLIP_ORDERS = ("sorted", "listdir")  # sorted label paths, or the file system's order (DINO-Foresight's Downstream)
 
 
 def load_yaml(*parts: str) -> dict[str, Any]:
@@ -72,6 +73,11 @@ class Protocol:
             says otherwise; None: the data set's default.
         tasks: data-set task -> the task it is scored as under this protocol.
         options: the settings a run may choose, with their defaults.
+        label_size: (H, W) the loader resizes labels to (``labels.size``); None: as recorded.
+            Head outputs follow, since tasks upsample them to the label size.
+        label_resize: how (``labels.resize``): "nearest" (PIL NEAREST), the only method.
+        clip_order: "sorted" (sorted label paths) or "listdir" (the file system's own
+            order, which per-batch averages depend on; ``labels.order``).
     """
 
     name: str
@@ -87,6 +93,9 @@ class Protocol:
     default_feature_space: str | None = None
     tasks: Mapping[str, ProtocolTask] = field(default_factory=dict)
     options: Mapping[str, ProtocolOption] = field(default_factory=dict)
+    label_size: tuple[int, int] | None = None
+    label_resize: str = "nearest"
+    clip_order: str = "sorted"
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "version": self.version}
@@ -165,7 +174,21 @@ def load_protocol(name: str = "dinoworld") -> Protocol:
         tasks={str(k): ProtocolTask(str(v["task"]), v.get("classes"), v.get("parameters"))
                for k, v in (raw.get("tasks") or {}).items()},
         options={str(k): ProtocolOption(v["default"], tuple(v.get("choices", ()))) for k, v in (raw.get("options") or {}).items()},
+        **_label_fields(name, raw.get("labels") or {}),
     )
+
+
+def _label_fields(name: str, labels: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``labels`` block of a protocol (size, resize, order), checked."""
+    size = labels.get("size")
+    if size is not None and (len(size) != 2 or any(int(v) < 1 for v in size)):
+        raise DfbenchError(f"protocol '{name}' has labels.size {size}; give [height, width] in pixels.")
+    resize, order = str(labels.get("resize", "nearest")), str(labels.get("order", "sorted"))
+    if resize != "nearest":
+        raise DfbenchError(f"protocol '{name}' has labels.resize '{resize}'; use nearest.")
+    if order not in CLIP_ORDERS:
+        raise DfbenchError(f"protocol '{name}' has labels.order '{order}'; use one of {', '.join(CLIP_ORDERS)}.")
+    return {"label_size": (int(size[0]), int(size[1])) if size is not None else None, "label_resize": resize, "clip_order": order}
 
 
 def protocol_named(name: str) -> Protocol:

@@ -297,6 +297,7 @@ FEATURE_SPACES = Registry(
         "dinov3-vitl16": "dfbench.features.dinov3:load_dinov3_vitl16",
         "dinov2-vitb14-reg-pca1152": "dfbench.features.foresight_space:load_dinov2_vitb14_reg_pca1152",
         "dinov2-vitb14-reg-pca1152-lowres": "dfbench.features.foresight_space:load_dinov2_vitb14_reg_pca1152_lowres",
+        "dinov2-vitb14-reg-raw": "dfbench.features.foresight_space:load_dinov2_vitb14_reg_raw",
         "tiny-ml-pca": "dfbench.features.tiny_ml_pca:load_tiny_ml_pca",
         "tiny-ml-pca-lowres": "dfbench.features.tiny_ml_pca:load_tiny_ml_pca_lowres",
     },

@@ -133,6 +133,10 @@ def scored_tasks(protocol, dataset_spec) -> tuple[dict[str, int], dict[str, Any]
         loader["labels"] = labels
     if not protocol.resize_frames:
         loader["resize"] = False
+    if protocol.label_size is not None:
+        loader["label_size"] = protocol.label_size
+    if protocol.clip_order != "sorted":
+        loader["clip_order"] = protocol.clip_order
     return tasks, loader
 
 

@@ -16,6 +16,7 @@ head training also reads ``leftImg8bit/train`` (``leftImg8bit_trainvaltest.zip``
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -26,6 +27,7 @@ import torch
 from dfbench.data.base import SEG_IGNORE, Clip, DataProblem
 from dfbench.data.checks import check_clip_images, check_image, missing_dirs, read_label_array, read_rgb
 from dfbench.data.common import RootDataset, clip_indices
+from dfbench.data.label_resize import resize_label_nearest
 from dfbench.data.spec import DatasetSpec
 from dfbench.data.train_frames import TrainItem
 from dfbench.errors import DfbenchError
@@ -57,7 +59,8 @@ SPEC = DatasetSpec(
     env="CITYSCAPES_ROOT",
     train_frames="dfbench.data.cityscapes:TRAIN_FRAMES",
     moving_classes=tuple(range(11, 19)),  # person, rider, car, truck, bus, train, motorcycle, bicycle
-    protocol_tasks={"dinoforesight": {"depth": 1}},  # relative depth from the depthv2 PNGs
+    # relative depth from the depthv2 PNGs
+    protocol_tasks={"dinoforesight": {"depth": 1}, "dinoforesight-downstream": {"depth": 1}},
 )
 
 
@@ -93,6 +96,8 @@ class CityscapesDataset(RootDataset):
         frame_size: short side after the protocol resize.
         split: "val" (the benchmark) or "train".
         config_path: data config file to read instead of the default.
+        label_size: (H, W) labels are resized to with PIL NEAREST (a protocol's ``labels.size``); None: as recorded.
+        clip_order: "sorted" label paths, or "listdir" (cities, then label files, in os.listdir order).
     """
 
     spec = SPEC
@@ -100,6 +105,23 @@ class CityscapesDataset(RootDataset):
     _split_error: ClassVar[str] = (
         "cityscapes has no split '{split}' with sequences and fine labels; use 'val' or 'train'."
     )
+
+    def __init__(self, *args, label_size: tuple[int, int] | None = None, clip_order: str | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.label_size = tuple(int(v) for v in label_size) if label_size is not None else None
+        if clip_order not in (None, "sorted", "listdir"):
+            raise DfbenchError(f"cityscapes has no clip order '{clip_order}'; use sorted or listdir.")
+        self.clip_order = clip_order or "sorted"
+
+    def _label_paths(self) -> list[Path]:
+        """The fine label files in evaluation order."""
+        if self.clip_order == "sorted":  # sorted full paths, as the reference orders its clips
+            return sorted(self.labels_dir.rglob(f"*{LABEL_SUFFIX}"))
+        return [self.labels_dir / city / name for city in os.listdir(self.labels_dir) if (self.labels_dir / city).is_dir()
+                for name in os.listdir(self.labels_dir / city) if name.endswith(LABEL_SUFFIX)]
+
+    def _resized(self, label: np.ndarray) -> np.ndarray:
+        return label if self.label_size is None else resize_label_nearest(label, self.label_size)
 
     @property
     def frames_dir(self) -> Path:
@@ -135,8 +157,7 @@ class CityscapesDataset(RootDataset):
                     "run 'dfbench check-data --dataset cityscapes'."
                 )
             self._samples = {}
-            # Sorted full paths, as the reference orders its clips.
-            for label_path in sorted(self.labels_dir.rglob(f"*{LABEL_SUFFIX}")):
+            for label_path in self._label_paths():
                 city, sequence, frame = label_path.name[: -len(LABEL_SUFFIX)].split("_")
                 last = int(frame)
                 indices = clip_indices(last, NUM_FRAMES, STRIDE)
@@ -150,7 +171,7 @@ class CityscapesDataset(RootDataset):
     def load(self, sample_id: str) -> Clip:
         sample = self._index()[sample_id]
         frames = np.stack([read_rgb(path) for path in sample.frame_paths])
-        train_ids = label_ids_to_train_ids(read_label_array(sample.label_path))
+        train_ids = label_ids_to_train_ids(self._resized(read_label_array(sample.label_path)))
         labels = torch.full((NUM_FRAMES, *train_ids.shape), SEG_IGNORE, dtype=torch.int64)
         labels[-1] = torch.from_numpy(train_ids)
         out = {"seg": labels}
@@ -165,7 +186,7 @@ class CityscapesDataset(RootDataset):
                 f"relative depth PNG {sample.depth_path} does not exist; make the depth PNGs with DINO-Foresight's "
                 "preprocess_scripts/run_depth_cs.py into the cityscapes root, or score segmentation only."
             )
-        depth = torch.from_numpy(read_label_array(sample.depth_path, np.uint8))
+        depth = torch.from_numpy(self._resized(read_label_array(sample.depth_path, np.uint8)))
         out = torch.zeros((NUM_FRAMES, *depth.shape), dtype=torch.uint8)
         out[-1] = depth
         return out
