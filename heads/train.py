@@ -4,6 +4,8 @@ The head sees exactly what it sees at evaluation: square crops of protocol-resiz
 frames, features at patch resolution, outputs upsampled onto the crop's label half.
 The loss is the task's (``Task.training_loss``): cross-entropy over labelled pixels
 for segmentation, the squared error over valid pixels (what RMSE measures) for depth.
+A depth head can instead train with the scale-invariant log loss (``loss="silog"``,
+:mod:`dfbench.heads.depth_loss`), as DINOv2's depth probes train this head form.
 
 On a multi-layer PCA space (DINO-Foresight's) the head is a DPT head behind the inverse
 PCA, so it trains on PCA-reconstructed features, as the official heads were
@@ -27,6 +29,7 @@ from dfbench.data.base import Clip
 from dfbench.errors import DfbenchError
 from dfbench.features.base import FeatureSpace
 from dfbench.heads.catalog import build_head, space_pca
+from dfbench.heads.depth_loss import silog_loss
 from dfbench.heads.linear import features_to_map
 from dfbench.protocol import align_to_labels, label_halves, square_crops
 from dfbench.tasks import get_task
@@ -64,6 +67,19 @@ def task_labels(labels: dict[str, torch.Tensor], task: str) -> torch.Tensor:
         raise DfbenchError(f"the training clips have no labels for task '{task}' (they carry {', '.join(labels)}); "
                            "choose a task of the data set with --task.")
     return labels[source] if convert is None else convert(labels[source])
+
+
+# Training losses: the task's own, or SigLoss (metric depth only).
+HEAD_LOSSES = ("task", "silog")
+
+
+def check_loss(loss: str, task: str) -> None:
+    """Refuses a loss the task cannot train with."""
+    if loss not in HEAD_LOSSES:
+        raise DfbenchError(f"unknown head loss '{loss}'; choose one of {', '.join(HEAD_LOSSES)}.")
+    if loss == "silog" and task != "depth":
+        raise DfbenchError(f"the silog loss trains metric depth heads only, not task '{task}'; "
+                           "drop --loss silog or train --task depth.")
 
 
 @dataclass
@@ -109,8 +125,10 @@ def head_examples(
     return examples
 
 
-def head_loss(head: nn.Module, batch: list[HeadExample], grid: tuple[int, int], task: str) -> torch.Tensor:
-    """Mean loss over the labelled pixels of a batch of crops.
+def head_loss(
+    head: nn.Module, batch: list[HeadExample], grid: tuple[int, int], task: str, loss: str = "task"
+) -> torch.Tensor:
+    """Mean loss over the labelled pixels of a batch of crops (``silog``: SigLoss over them all).
 
     Crops that share a crop index, label size and frame size are aligned together.
     """
@@ -121,12 +139,20 @@ def head_loss(head: nn.Module, batch: list[HeadExample], grid: tuple[int, int], 
         groups.setdefault((ex.crop, tuple(ex.label.shape), ex.frame_size), []).append(row)
     total, pixels = outputs.new_zeros(()), 0
     definition = get_task(task)
+    preds, targets = [], []
     for (crop, label_size, frame_size), rows in groups.items():
         # Whole frames: the task's loss brings the outputs to the label size itself.
         out = outputs[rows] if crop is None else align_to_labels(outputs[rows], crop, label_size, *frame_size)
         labels = torch.stack([batch[r].label for r in rows])
-        loss, count = definition.training_loss(out, labels)
-        total, pixels = total + loss, pixels + count
+        if loss == "silog":
+            valid = definition.valid(labels)
+            preds.append(out[:, 0][valid])
+            targets.append(labels[valid])
+            continue
+        part, count = definition.training_loss(out, labels)
+        total, pixels = total + part, pixels + count
+    if loss == "silog":
+        return silog_loss(torch.cat(preds), torch.cat(targets))
     return total / max(pixels, 1)
 
 
@@ -142,13 +168,15 @@ def train_head(
     seed: int = 0,
     feature_space: FeatureSpace | None = None,
     dpt_config=None,
+    loss: str = "task",
 ) -> nn.Module:
     """Fits the head with AdamW and a cosine schedule; returns it in eval mode.
 
     The head is the task's (BatchNorm + 1x1 linear for ``seg``/``depth``), or a DPT head
     of ``dpt_config``'s sizes behind the inverse PCA when ``feature_space`` is a
-    multi-layer PCA space.
+    multi-layer PCA space. ``loss`` is the task's own or ``silog`` (depth).
     """
+    check_loss(loss, task)
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     head = build_head(task, dim, num_classes, feature_space, dpt_config)
@@ -160,9 +188,9 @@ def train_head(
         order = torch.randperm(len(examples), generator=generator).tolist()
         for start in range(0, len(order) - batch_size + 1 if len(order) >= batch_size else 1, batch_size):
             batch = [examples[i] for i in order[start : start + batch_size]]
-            loss = head_loss(head, batch, grid, task)
+            value = head_loss(head, batch, grid, task, loss)
             optimizer.zero_grad()
-            loss.backward()
+            value.backward()
             optimizer.step()
             schedule.step()
     return head.eval()

@@ -38,6 +38,9 @@ def training_clips(dataset: str, root: str | None, frame_size: int, limit: int |
 @click.option("--epochs", type=int, default=30, show_default=True)
 @click.option("--lr", type=float, default=1e-2, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--loss", type=click.Choice(["task", "silog"]), default="task", show_default=True,
+              help="Training loss: the task's own (cross-entropy; squared error for depth), or the "
+                   "scale-invariant log loss (silog, depth only) that DINOv2's depth probes train with.")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--out-dir", default="heads-out", show_default=True, help="Where to write <dataset>-<task>.safetensors.")
 def train_head_command(**kw) -> None:
@@ -48,7 +51,7 @@ def train_head_command(**kw) -> None:
     from dfbench.errors import DfbenchError
     from dfbench.features import load_feature_space
     from dfbench.heads.catalog import dpt_config, head_kind, save_head, space_pca
-    from dfbench.heads.train import head_examples, task_classes, train_head
+    from dfbench.heads.train import check_loss, head_examples, task_classes, train_head
     from dfbench.registry import get_dataset_class
     from dfbench.results import check_writable
     from dfbench.tasks import get_task
@@ -59,6 +62,7 @@ def train_head_command(**kw) -> None:
     tasks = {}
     for task in kw["tasks"] or cls.tasks:
         get_task(task)  # an unknown name is one line with the nearest one
+        check_loss(kw["loss"], task)
         tasks[task] = task_classes(cls.tasks, task)
         if tasks[task] is None:
             raise DfbenchError(f"data set '{kw['dataset']}' has no labels for task '{task}' (it has {', '.join(cls.tasks)}); "
@@ -72,7 +76,7 @@ def train_head_command(**kw) -> None:
     for task, num_classes in tasks.items():
         examples = head_examples(clips, space, task, kw["frames_per_clip"])
         head = train_head(examples, task, num_classes, space.dim, grid, kw["epochs"], kw["batch_size"], lr=kw["lr"],
-                          seed=kw["seed"], feature_space=space, dpt_config=sizes)
+                          seed=kw["seed"], feature_space=space, dpt_config=sizes, loss=kw["loss"])
         path = out_dir / f"{kw['dataset']}-{task}.safetensors"
         meta = {"feature_space": kw["feature_space"], "dataset": kw["dataset"], "task": task, "classes": str(num_classes),
                 "head": head_kind(kw["feature_space"])}
