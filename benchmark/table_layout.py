@@ -76,8 +76,14 @@ class Layout:
         # Unknown third-party metrics get no arrow and no bolding: their direction is unknown.
         return self.metrics.get(metric, {"display": metric, "higher_is_better": None, "decimals": 2})
 
-    def tokens(self, model: str) -> int | None:
-        return self.models.get(model, {}).get("tokens")
+    def tokens(self, model: str, feature_spaces: set[str] | None = None) -> int | None:
+        """The row's token count; None when it is declared for one feature space and the row's
+        results (``feature_spaces``) are in another."""
+        row = self.models.get(model, {})
+        space = row.get("tokens_space")
+        if space is not None and feature_spaces is not None and feature_spaces != {space}:
+            return None
+        return row.get("tokens")
 
 
 def forecast_tokens(value: Any) -> int | None:
@@ -128,7 +134,9 @@ def _listed_rows(raw: list[Any]) -> dict[str, dict[str, Any]]:
         entry = {"model": entry} if isinstance(entry, str) else dict(entry)
         model = entry.pop("model")
         row = {**entry, **_spec_display(model)}
-        row["tokens"] = forecast_tokens(row.get("tokens"))
+        declared = row.get("tokens")
+        row["tokens_space"] = declared.get("feature_space") if isinstance(declared, dict) else None
+        row["tokens"] = forecast_tokens(declared)
         rows[model] = row
     return rows
 

@@ -214,8 +214,10 @@ def main_table(results: list[dict], reference: bool = False, flops: dict[str, fl
     value_columns = [f"{d}/{m}/{h}/{s}" for d, m, h in groups for s in STATS]
     datasets = list(dict.fromkeys(d for d, _, _ in groups))
     by_model: dict[str, dict[str, Any]] = {}
+    spaces: dict[str, set[str]] = {}
     for result in results:
         row = by_model.setdefault(result["model"], {})
+        spaces.setdefault(result["model"], set()).add(result["identity"]["feature_space"])
         for e in result["metrics"]:
             if e["stat"] in STATS:
                 row[f"{result['dataset']}/{e['metric']}/{e['horizon']}/{e['stat']}"] = float(e["value"])
@@ -253,7 +255,7 @@ def main_table(results: list[dict], reference: bool = False, flops: dict[str, fl
         base = {"model": model, "name": layout.model_name(model), "role": role}
         if flops is not None:
             base["gflops"] = flops.get(model, math.nan)
-        records.append({**base, **tokens(layout.tokens(model)), **by_model[model]})
+        records.append({**base, **tokens(layout.tokens(model, spaces[model])), **by_model[model]})
         ref = reported.get(layout.models.get(model, {}).get("reference", ""))
         if ref:
             short = layout.models[model].get("short", layout.model_name(model))

@@ -121,6 +121,17 @@ def test_foresight_table_rows_columns_and_tokens(results: Path):
     assert frame.set_index("model")["tokens"].dropna().to_dict() == {"dino-foresight": 10240}
 
 
+def test_released_token_count_is_not_printed_for_results_in_another_space(tmp_path: Path):
+    """The tiny DINO-Foresight on the synthetic world does not read 5 x 32 x 64 tokens."""
+    for model, values in FORESIGHT_RUNS[:3]:
+        write_result(tmp_path, result_file(model, "synthetic", FORESIGHT, values, feature_space="tiny-ml-pca"))
+    frame = build_main_table(tmp_path, ci=0, layout="foresight").frame.set_index("model")
+    assert frame["tokens"].isna().all()
+    write_result(tmp_path, result_file("dino-foresight", "cityscapes", FORESIGHT, FORESIGHT_RUNS[1][1]))
+    # One row over both spaces: the released count would be wrong for one of its cells.
+    assert build_main_table(tmp_path, ci=0, layout="foresight").frame.set_index("model")["tokens"].isna().all()
+
+
 def test_foresight_reference_rows_sit_beside_ours(results: Path):
     table = build_main_table(results, ci=0, reference=True, layout="foresight")
     frame = table.frame
