@@ -44,6 +44,21 @@ def dfbench_cli(capsys, monkeypatch):
     return call
 
 
+@pytest.fixture
+def offline_hub(monkeypatch, tmp_path) -> Path:
+    """An empty Hugging Face cache under ``tmp_path`` with HF_HUB_OFFLINE set; returns the cache folder."""
+    from huggingface_hub import constants
+
+    cache = tmp_path / "hf"
+    monkeypatch.setenv("HF_HOME", str(cache))
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # huggingface_hub reads these variables once, at import.
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache / "hub"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    return cache
+
+
 @pytest.fixture(scope="session")
 def reference_file() -> Callable[[str], Path]:
     """Returns the path of a file of ``../shared/reference``; skips the test when it is absent."""

@@ -129,16 +129,7 @@ def test_missing_folder_is_a_user_error(tmp_path):
         load_feature_space("dinov3-vitb16", path=str(tmp_path))
 
 
-def test_absent_weights_name_the_fix(tmp_path, monkeypatch):
-    from huggingface_hub import constants
-
-    cache = tmp_path / "hf"
-    monkeypatch.setenv("HF_HOME", str(cache))
-    monkeypatch.setenv("HF_HUB_CACHE", str(cache / "hub"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    # huggingface_hub reads these variables once, at import.
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache / "hub"))
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+def test_absent_weights_name_the_fix(offline_hub):
     with pytest.raises(DfbenchError) as error:
         load_feature_space("dinov3-vitb16")
     message = str(error.value)

@@ -15,20 +15,7 @@ from dfbench.features.foresight_space import RECIPES, VITB14_REG_CONFIG, load_mu
 from foresight_helpers import DEFAULT_FIXTURE
 
 
-def offline(monkeypatch, tmp_path) -> None:
-    from huggingface_hub import constants
-
-    cache = tmp_path / "hf"
-    monkeypatch.setenv("HF_HOME", str(cache))
-    monkeypatch.setenv("HF_HUB_CACHE", str(cache / "hub"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    # huggingface_hub reads these variables once, at import.
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache / "hub"))
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-
-
-def test_absent_files_name_the_download_command(monkeypatch, tmp_path):
-    offline(monkeypatch, tmp_path)
+def test_absent_files_name_the_download_command(offline_hub):
     with pytest.raises(DfbenchError) as err:
         load_multilayer_pca("dinov2-vitb14-reg-pca1152")
     assert "\n" not in str(err.value) and "'hf download Sta8is/DINO-Foresight dinof_highres.ckpt'" in str(err.value)
