@@ -44,6 +44,11 @@ LAYOUT_STREAM, RIGHT_STREAM, LEFT_STREAM, DYNAMICS_STREAM, FRAME_STREAM = range(
 # World constants (pixels of the native frame, metres, probabilities per simulation step).
 GROUND_DEPTH_AT_HORIZON = 75.0  # stays below the 80 m cap of the depth metric
 GROUND_DEPTH_AT_BOTTOM = 3.0
+# Building fronts carry a window grid of one physical spacing, so the grid's apparent pitch
+# tells their depth (pitch = spacing * focal / depth), as in a real street: a head can read
+# a building's distance from how it looks. The setback jitter is what appearance cannot tell.
+WINDOW_SPACING = 1.8  # metres between window centres on every facade
+SETBACK_JITTER = 1.5  # metres, uniform either side
 P_TURN_OR_STOP = 0.10  # a moving agent reverses or stops (half each)
 P_START = 0.30  # a stopped agent sets off, left or right
 P_MOVING_AT_START = 0.85
@@ -127,11 +132,15 @@ BUILDING_COLOURS = np.array([(150, 140, 130), (170, 120, 95), (120, 120, 125), (
 CAR_COLOURS = np.array([(180, 30, 30), (30, 60, 160), (225, 225, 225), (30, 30, 35), (160, 160, 165), (210, 180, 40), (40, 110, 60)], float)
 
 
-def sample_street(rng: np.random.Generator, start: int, limit: int, direction: int, horizon: int, prop_depth: float, table: MaterialTable):
+def sample_street(
+    rng: np.random.Generator, start: int, limit: int, direction: int, horizon: int, prop_depth: float, focal: float,
+    table: MaterialTable,
+):
     """Buildings, gaps, trees and poles from ``start`` outwards until ``limit`` is covered.
 
     Walking outwards from column 0 with its own generator keeps the street the same
-    however far a longer clip pans.
+    however far a longer clip pans. A building's depth follows its window pitch
+    (:data:`WINDOW_SPACING`); the draws are those of version 2, so only depth changed.
     """
     blocks, trees, poles = [], [], []
     edge = start
@@ -141,8 +150,9 @@ def sample_street(rng: np.random.Generator, start: int, limit: int, direction: i
         top = horizon if gap else int(rng.integers(2, horizon - 4))
         colour = BUILDING_COLOURS[rng.integers(len(BUILDING_COLOURS))] + rng.normal(0, 12, 3)
         material = table.add(colour, 12, "building")
-        depth = rng.uniform(25.0, 55.0)
+        setback = rng.uniform(-SETBACK_JITTER, SETBACK_JITTER)  # one draw, where version 2 drew its depth
         pitch = rng.integers(5, 9, size=2)
+        depth = WINDOW_SPACING * focal / float(np.sqrt(pitch[0] * pitch[1])) + setback
         left = edge if direction > 0 else edge - width
         blocks.append((left, left + width, top, material, depth, *pitch))
         if rng.random() < 0.35:
@@ -175,8 +185,8 @@ def sample_scene(seed: int, num_steps: int, config: SyntheticConfig) -> tuple[Sc
     travel = pan_speed * (num_steps - 1)
     margin = 16
     prop_depth = float(ground_depth[far_walk_end - 1])
-    right = sample_street(stream(seed, RIGHT_STREAM), 0, max(0.0, travel) + width + margin, 1, horizon, prop_depth, table)
-    left = sample_street(stream(seed, LEFT_STREAM), 0, min(0.0, travel) - margin, -1, horizon, prop_depth, table)
+    right = sample_street(stream(seed, RIGHT_STREAM), 0, max(0.0, travel) + width + margin, 1, horizon, prop_depth, k, table)
+    left = sample_street(stream(seed, LEFT_STREAM), 0, min(0.0, travel) - margin, -1, horizon, prop_depth, k, table)
     blocks = sorted(left[0] + right[0])
     edges = np.array([b[0] for b in blocks] + [blocks[-1][1]], np.int64)
     scene = Scene(

@@ -48,8 +48,28 @@ def test_clips_do_not_depend_on_the_python_process():
     # Guards the hash-based seeding (Python's hash() is salted per process) and the
     # generator: if this changes, every published synthetic number changes, so bump
     # `version` in configs/datasets/synthetic.yaml (the data set's version) and update the digest.
-    digest = hashlib.sha256(generate("val", 0, CONFIG.clip_length).seg.tobytes()).hexdigest()
-    assert digest == "14fae5763ae2f9a00f166d7459f8c65bede02e09d815846d87692801b1ffa1e7"
+    world = generate("val", 0, CONFIG.clip_length)
+    digests = {name: hashlib.sha256(getattr(world, name).tobytes()).hexdigest()[:16] for name in ("frames", "seg", "depth")}
+    # Version 3 changed only the buildings' depth: frames and segmentation are version 2's.
+    assert digests == {"frames": "b27519ba80c19fb6", "seg": "14fae5763ae2f9a0", "depth": "9fd9a7ce91dc30a5"}
+
+
+def test_a_buildings_depth_follows_its_window_pitch(val_worlds):
+    """Facades share one window spacing, so the pitch in pixels gives the depth up to the setback."""
+    from dfbench.data.synthetic import SETBACK_JITTER, WINDOW_SPACING
+
+    for world in val_worlds:
+        scene = world.scene
+        pitch = np.sqrt(scene.window_pitch.prod(axis=1).astype(np.float64))
+        expected = WINDOW_SPACING * scene.focal / pitch
+        assert (np.abs(scene.building_depth - expected) <= SETBACK_JITTER + 1e-4).all()
+    depths = np.concatenate([w.scene.building_depth for w in val_worlds])
+    pitches = np.concatenate([np.sqrt(w.scene.window_pitch.prod(axis=1)) for w in val_worlds])
+    # Denser windows are farther: the cue a depth head can read from appearance.
+    assert np.corrcoef(depths, pitches)[0, 1] < -0.8
+    building = CONFIG.classes.index("building")
+    seen = np.concatenate([w.depth[(w.seg == building) & (w.depth > 0)] for w in val_worlds])
+    assert 25.0 < seen.min() and seen.max() < 65.0
 
 
 def test_clip_shapes_dtypes_and_wide_frames():
