@@ -19,10 +19,7 @@ from rich.console import Console
 from dfbench.registry import builtin_model_specs
 
 DEMO_DATASET = "synthetic"
-TABLE_CAPTION = (
-    "x (y): best of S samples (x) and mean of S (y) for stochastic models; one number: the single forecast. "
-    "Bold: the best model per column, bounds excluded. S = {samples}."
-)
+SAMPLES_CAPTION = "S = {samples} samples per clip."  # render_main_table explains the cells
 DEMO_FEATURE_SPACE = "tiny"
 # DINO-Foresight's protocol (Table D): its models run in the data set's feature space for it.
 FORESIGHT_PROTOCOL = "dinoforesight"
@@ -93,7 +90,7 @@ def run_demo(
     write_demo_flops(results_dir)
     table = build_main_table(results_dir)
     rendered = render_main_table(table)
-    explained = TABLE_CAPTION.format(samples=num_samples or 20)
+    explained = SAMPLES_CAPTION.format(samples=num_samples or 20)
     rendered.caption = explained if rendered.caption is None else f"{explained}\n{rendered.caption}"
     console.print(rendered)
     csv_path, tex_path = save_main_table(table, results_dir / "tables")

@@ -22,6 +22,8 @@ from dfbench.tables import STATS, MainTable
 MISSING_TEX = "–"
 DAGGER_NOTE = "partial run: not all clips evaluated."
 MIXED_NOTE = "settings differ from the other rows"
+SAMPLES_NOTE = "x (y): best of the samples (x) and their mean (y) for stochastic models; one number: the single forecast."
+BOLD_NOTE = "Bold: the best model per column, bounds excluded."
 
 
 def column_groups(frame: pd.DataFrame) -> list[tuple[str, str, str]]:
@@ -255,12 +257,20 @@ def _uncertainty_notes(table: MainTable, intervals_shown: bool = True) -> list[s
     return notes
 
 
+def _cell_notes(cells: _Cells) -> list[str]:
+    """What "x (y)" and bold mean, when the table has such cells."""
+    texts = [text.partition("\n")[0] for row in cells.text for text in row if text is not None]
+    notes = [SAMPLES_NOTE] if any(" (" in text for text in texts) else []
+    return notes + ([BOLD_NOTE] if any(any(row) for row in cells.bold) else [])
+
+
 def render_main_table(table: MainTable) -> Table:
     """The same table for the terminal: bold best, dim reported rows, † partial runs, intervals below values."""
     frame, layout = table.frame, table.load_layout()
     cells = _cells(frame, layout)
     partial = any(any(p) for p in cells.partial)
-    caption = [f"† {DAGGER_NOTE}"] * partial + [f"‡ {MIXED_NOTE}: {n}" for n in cells.notes(frame)]
+    caption = [escape(note) for note in _cell_notes(cells)]
+    caption += [f"† {DAGGER_NOTE}"] * partial + [f"‡ {MIXED_NOTE}: {n}" for n in cells.notes(frame)]
     caption += [escape(note) for note in _uncertainty_notes(table)]
     out = Table(title=layout.title, caption="\n".join(caption) or None)
     out.add_column("Model", no_wrap=True)

@@ -181,6 +181,17 @@ def test_render_for_terminal(results: Path):
     text = console.export_text()
     assert "DeltaWorld (paper)" in text and "55.4 (53.7)" in text
     assert "1.10†" in text and "partial run" in text
+    # The caption says what the two numbers of a stochastic cell and the bold ones are.
+    assert "best of the samples (x) and their mean (y)" in text and "Bold: the best model per column" in text
+
+
+def test_a_table_of_single_forecasts_explains_no_sample_cells(tmp_path: Path):
+    from dfbench.table_render import SAMPLES_NOTE
+
+    write_result(tmp_path, result_file("copy-last", "vspw", False, True, {("miou", "mid"): 50.0}))
+    write_result(tmp_path, result_file("dino-world", "vspw", False, True, {("miou", "mid"): 52.0}))
+    caption = render_main_table(build_main_table(tmp_path)).caption or ""
+    assert SAMPLES_NOTE not in caption and "Bold" in caption
 
 
 def test_cli_writes_both_files(results: Path, tmp_path: Path):
