@@ -63,11 +63,15 @@ class WorldModel(abc.ABC):
         stochastic: True if samples differ (scored best-of-N and mean-of-N), False if
             the model is deterministic (one sample, scored "single").
         oracle: True only for upper bounds that are handed the future features.
+        one_clip_per_call: True for a model whose batched kernels give other last bits
+            when other clips share the call: the evaluator then hands it one clip's crops
+            at a time, so its numbers are those of ``--batch-size 1`` at any batch size.
     """
 
     name: ClassVar[str]
     stochastic: ClassVar[bool] = False
     oracle: ClassVar[bool] = False
+    one_clip_per_call: ClassVar[bool] = False
 
     def __init__(self, feature_space: FeatureSpace, checkpoint: str | None = None, **options) -> None:
         self.feature_space = feature_space

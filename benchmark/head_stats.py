@@ -12,8 +12,8 @@ What stays as it was, so records do not change:
   None meant before; one that returns None anyway is still skipped by the caller;
 * the head sees each entry's features unchanged: the linear heads give the same bits
   whatever the batch (tests/test_head_stats.py checks it). A DPT head differs in the
-  last bits between a batch of one and larger ones (up to ~1e-6 measured), as it
-  already did with the batch size before;
+  last bits between a batch of one and larger ones (up to ~1e-6 measured), so it runs
+  once per clip, on what that clip alone would hand it (tests/test_batch_invariance.py);
 * upsampling and statistics never mix clips, so a clip's numbers do not depend on
   the clips batched with it. (Multi-threaded float sums over large label maps depend
   on how many steps are summed at once; one thread gives the same bits either way.)
@@ -72,7 +72,7 @@ def window_statistics(
     entries = labelled_entries(task, rows)
     if not entries:
         return out
-    outputs = head(features_to_map(_selected(chosen, entries), grid)).float()
+    outputs = _head_outputs(head, chosen, grid, entries, rows)
     for members in _groups(entries, rows):
         first = rows[entries[members[0]][0]]
         for chunk in _chunks(members, _entry_elements(outputs, first)):
@@ -84,6 +84,37 @@ def window_statistics(
                 row, step = entries[e]
                 out[row][step] = step_stats
     return out
+
+
+def _head_outputs(
+    head: nn.Module, chosen: torch.Tensor, grid: tuple[int, int], entries: list[tuple[int, int]],
+    rows: Sequence[RowLabels],
+) -> torch.Tensor:
+    """The head's outputs [E, C, h', w'] on ``entries``, in their order.
+
+    One call for all, unless the head declares ``batch_dependent_bits`` (a DPT head): then
+    one call per clip, on exactly what a batch of that clip alone would hand it, so a
+    clip's numbers do not depend on the clips batched with it.
+    """
+    if not getattr(head, "batch_dependent_bits", False):
+        return head(features_to_map(_selected(chosen, entries), grid)).float()
+    parts = []
+    for first_row, stop_row in _clip_row_ranges(rows):
+        own = [(row - first_row, step) for row, step in entries if first_row <= row < stop_row]
+        if own:
+            parts.append(head(features_to_map(_selected(chosen[first_row:stop_row], own), grid)).float())
+    return torch.cat(parts)
+
+
+def _clip_row_ranges(rows: Sequence[RowLabels]) -> list[tuple[int, int]]:
+    """[first, stop) row ranges of each clip; a batch's rows are clip-major (``crop_rows``)."""
+    ranges: list[tuple[int, int]] = []
+    for row, item in enumerate(rows):
+        if ranges and rows[ranges[-1][0]].clip == item.clip:
+            ranges[-1] = (ranges[-1][0], row + 1)
+        else:
+            ranges.append((row, row + 1))
+    return ranges
 
 
 def _selected(chosen: torch.Tensor, entries: list[tuple[int, int]]) -> torch.Tensor:
