@@ -25,7 +25,11 @@ _SHOWN_IN_TABLE = 20
 @click.option("--split-file", type=click.Path(dir_okay=False), default=None, help="KITTI: the Eigen test list.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, help="Data config YAML (default ~/.config/dfbench/data.yaml).")
 @click.option("--deep", is_flag=True, help="Decode every image fully (slow) instead of the header and tail check.")
-def check_data(dataset_name: str, data_root: str | None, split_file: str | None, config_path: str | None, deep: bool) -> None:
+@click.option("--protocol", "protocol_name", default=None,
+              help="Check the files this protocol reads too (configs/protocol/NAME.yaml; e.g. dinoforesight: "
+                   "Cityscapes' relative depth PNGs) [default: dinoworld].")
+def check_data(dataset_name: str, data_root: str | None, split_file: str | None, config_path: str | None, deep: bool,
+               protocol_name: str | None) -> None:
     """Check that a data set's files are all present and readable."""
     from rich.console import Console
     from rich.table import Table
@@ -36,6 +40,7 @@ def check_data(dataset_name: str, data_root: str | None, split_file: str | None,
     # A data set refuses options it does not take (--split-file is KITTI's).
     options = {"config_path": config_path, "split_file": split_file}
     try:
+        options.update(_protocol_loader_options(dataset_name, protocol_name))
         dataset = open_dataset(dataset_name, data_root, **options)
         problems = _problems(dataset, deep)
         clips = len(dataset) if not problems else _count_clips(dataset)
@@ -61,6 +66,17 @@ def check_data(dataset_name: str, data_root: str | None, split_file: str | None,
         click.echo(f"Error: {error_message(dataset_name, root, problems)}", err=True)
         raise SystemExit(2)
     console.print(f"[green]{dataset_name} is ready.[/green]")
+
+
+def _protocol_loader_options(dataset_name: str, protocol_name: str | None) -> dict:
+    """What the protocol has the data set read (its labels, e.g. depth PNGs), as ``dfbench run`` builds it."""
+    if protocol_name is None:
+        return {}
+    from dfbench.config import load_protocol
+    from dfbench.registry import get_dataset_spec
+    from dfbench.run_prepare import scored_tasks
+
+    return scored_tasks(load_protocol(protocol_name), get_dataset_spec(dataset_name))[1]
 
 
 def _problems(dataset, deep: bool) -> list:

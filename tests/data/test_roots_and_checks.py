@@ -178,3 +178,23 @@ def test_a_data_root_comes_from_the_variable_its_spec_names(monkeypatch, clean_e
     assert resolve_root_with_source("vspw") == (tmp_path, "$VSPW_ROOT")
     with pytest.raises(DfbenchError, match="synthetic.* no data root"):
         resolve_root("synthetic")
+
+
+def test_check_data_under_a_protocol_checks_the_files_it_reads(tmp_path):
+    """DINO-Foresight's protocol reads Cityscapes' relative depth PNGs: check-data finds a missing one."""
+    from trees import cityscapes_depth_path, make_cityscapes_tree
+
+    root = tmp_path / "cityscapes"
+    make_cityscapes_tree(root, cities=("lindau",), sequences=2, relative_depth=True)
+    runner = CliRunner()
+    args = ["--dataset", "cityscapes", "--data-root", str(root)]
+    assert runner.invoke(check_data, [*args, "--protocol", "dinoforesight"]).exit_code == 0
+    cityscapes_depth_path(root, "val", "lindau", "lindau_000001_000314").unlink()
+    assert runner.invoke(check_data, args).exit_code == 0  # DINO-world's protocol reads no depth PNG
+    missing = runner.invoke(check_data, [*args, "--protocol", "dinoforesight"])
+    assert missing.exit_code == 2
+    (line,) = [line for line in missing.stderr.splitlines() if line.startswith("Error:")]
+    assert "1 problem" in line
+    assert "lindau_000001_000314_leftImg8bit_depth.png" in missing.output
+    unknown = runner.invoke(check_data, [*args, "--protocol", "dinofuture"])
+    assert unknown.exit_code == 2 and "unknown protocol 'dinofuture'" in unknown.stderr
