@@ -21,6 +21,12 @@ Components are timed around the real modules, not re-implemented:
 * ``heads_metrics``: the rest of ``evaluate`` (heads, upsampling, statistics; only for
   steps whose labels have valid pixels: the clip labels its last frame, as Cityscapes).
 
+With ``--flops``, ``gflop`` is one more clip's floating-point work (``dfbench.flops.count_flops``, attention
+included), counted on a clip that is not timed so the counter costs the timings nothing;
+``gflop_per_s`` divides it by the clip's total time. ``--gemm-peak`` first prints this
+core's fp32 matrix-product rate at ViT-B shapes: the ceiling ``gflop_per_s`` can approach,
+so ``gflop / peak`` is the least time a clip can take without doing less arithmetic.
+
 Each (model, samples) pair runs in a fresh subprocess with one thread by default, so
 peak memory (max RSS on the CPU, ``torch.cuda.max_memory_allocated`` on a GPU) is its
 own. ``stats_sha`` hashes the clip's finished records: equal hashes mean equal outputs
@@ -132,7 +138,8 @@ def clip(resolution: int, index: int):
 
 
 @torch.no_grad()
-def measure(name: str, samples: int, resolution: int, clips: int, device: str, clock: str = "wall") -> dict:
+def measure(name: str, samples: int, resolution: int, clips: int, device: str, clock: str = "wall",
+            flops: bool = False) -> dict:
     """Seconds per clip per component and peak memory of one (model, samples) pair."""
     import dfbench.evaluate as evaluate_module
     from dfbench.config import load_protocol
@@ -145,8 +152,11 @@ def measure(name: str, samples: int, resolution: int, clips: int, device: str, c
     torch.manual_seed(0)
     heads = {"seg": SegHead(space.dim, CLASSES).to(dev).eval()}
     evaluator = Evaluator(model, space, heads, load_protocol(), samples, ["short", "mid"], seed=0, device=dev)
-    if hasattr(model, "_black_frame"):
-        model._black_frame(resolution)  # once per run, not per clip
+    # The black frame's features are computed once per run, not per clip.
+    if hasattr(model, "_black_frame"):  # older adapters kept them
+        model._black_frame(resolution)
+    elif getattr(model, "uses_black_frame", False):  # the feature space caches them
+        space.black_frame(resolution, resolution)
     timers = Timers(dev, CLOCKS[clock])
     net = getattr(model, "net", None)
     if net is not None:
@@ -185,11 +195,35 @@ def measure(name: str, samples: int, resolution: int, clips: int, device: str, c
     row = {"model": name, "samples": samples, "resolution": resolution, "clips": clips, "clock": clock}
     row.update({k: v / clips for k, v in parts.items()})
     row["total"] = sum(parts.values()) / clips
+    if flops:
+        row["gflop"] = clip_gflop(evaluator, clip(resolution, clips))
+        row["gflop_per_s"] = row["gflop"] / row["total"]
     row["peak_memory_mb"] = peak_memory_mb(dev)
     row["stats_sha"] = digest.hexdigest()[:12]
     # Other jobs on a shared CPU slow even CPU time (caches, memory bandwidth): say how busy it was.
     row["load_avg"] = [load_before, os.getloadavg()[0]]
     return row
+
+
+def clip_gflop(evaluator, one_clip) -> float:
+    """GFLOP of encoding and evaluating one clip, attention included (not timed)."""
+    from dfbench.flops import count_flops
+
+    return count_flops(lambda: evaluator.evaluate([evaluator.encode(one_clip)])).total / 1e9
+
+
+def gemm_peak(device: torch.device, repeats: int = 20) -> float:
+    """GFLOP/s of fp32 matrix products at ViT-B shapes (two crops' 513 tokens x 768 -> 2048)."""
+    tokens = torch.randn(2 * 513, 768, device=device)
+    weight = torch.randn(2048, 768, device=device)
+    for _ in range(3):
+        torch.nn.functional.linear(tokens, weight)
+    sync(device)
+    started = time.perf_counter()
+    for _ in range(repeats):
+        torch.nn.functional.linear(tokens, weight)
+    sync(device)
+    return 2 * tokens.shape[0] * 768 * 2048 * repeats / (time.perf_counter() - started) / 1e9
 
 
 @click.command()
@@ -201,16 +235,20 @@ def measure(name: str, samples: int, resolution: int, clips: int, device: str, c
 @click.option("--threads", type=int, default=1, show_default=True, help="torch threads (CPU).")
 @click.option("--clock", type=click.Choice(sorted(CLOCKS)), default="wall", show_default=True,
               help="wall time, or CPU time of the process (steadier on a shared CPU; not for a GPU).")
+@click.option("--flops", is_flag=True, help="Also count one more (untimed) clip's GFLOP and give GFLOP/s.")
+@click.option("--gemm-peak", "gemm_peak_", is_flag=True, help="First print the fp32 matrix-product GFLOP/s of this device.")
 @click.option("--one", is_flag=True, hidden=True, help="Measure a single configuration (used by the subprocesses).")
-def main(models, samples, resolution, clips, device, threads, clock, one) -> None:
+def main(models, samples, resolution, clips, device, threads, clock, flops, gemm_peak_, one) -> None:
     if clock == "cpu" and device != "cpu":
         raise click.BadParameter("CPU time does not count GPU work; use --clock wall on a GPU.", param_hint="--clock")
     torch.set_num_threads(threads)
     counts = [int(s) for s in samples.split(",")]
     names = [m for m in models.split(",") if m]
     if one:
-        print(json.dumps(measure(names[0], counts[0], resolution, clips, device, clock)))
+        print(json.dumps(measure(names[0], counts[0], resolution, clips, device, clock, flops)))
         return
+    if gemm_peak_:
+        print(json.dumps({"gemm_peak_gflop_per_s": gemm_peak(torch.device(device)), "threads": threads}), flush=True)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     rows = []
     for name in names:
@@ -218,7 +256,7 @@ def main(models, samples, resolution, clips, device, threads, clock, one) -> Non
         for count in counts if name in VITB_VARIANTS and VITB_VARIANTS[name][1] else counts[:1]:
             cmd = [sys.executable, __file__, "--one", "--models", name, "--samples", str(count), "--resolution",
                    str(resolution), "--clips", str(clips), "--device", device, "--threads", str(threads),
-                   "--clock", clock]
+                   "--clock", clock, *(["--flops"] if flops else [])]
             done = subprocess.run(cmd, capture_output=True, text=True, env=env)
             if done.returncode:
                 sys.exit(f"{name} at {count} samples failed:\n{done.stderr}")
@@ -230,7 +268,8 @@ def main(models, samples, resolution, clips, device, threads, clock, one) -> Non
 
     title = f"{clock} seconds per clip per component ({device}, {resolution} px, {threads} thread(s))"
     table = Table(title=title)
-    columns = ["model", "samples", *COMPONENTS, "total", "peak_memory_mb", "stats_sha"]
+    columns = ["model", "samples", *COMPONENTS, "total", *(["gflop", "gflop_per_s"] if flops else []), "peak_memory_mb",
+               "stats_sha"]
     for col in columns:
         table.add_column(col.replace("_", " "))
     for row in rows:
