@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
@@ -111,3 +112,36 @@ def test_shipped_tiny_heads_decode_true_pca_features(space):
                 stats = step if stats is None else definition.merge(stats, step)
             scores[task] = definition.compute(stats)
     assert scores["seg-mo"]["miou_all"] > 70 and scores["reldepth256"]["d1"] > 35
+
+
+def test_cityscapes_trains_a_relative_depth_head_from_its_depth_pngs(dfbench_cli, space, tmp_path):
+    """The training split's depthv2 PNGs label the frames for reldepth256; seg-mo still reads gtFine."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent / "data"))
+    from trees import cityscapes_depth_path, make_cityscapes_tree
+
+    from dfbench.data.checks import read_label_array
+    from dfbench.data.train_frames import head_training_clips
+
+    root = tmp_path / "cityscapes"
+    make_cityscapes_tree(root, split="train", cities=("aachen",), sequences=2, snippet_frames=20, relative_depth=True)
+    clips = head_training_clips("cityscapes", str(root), 32, task="reldepth256")
+    png = read_label_array(cityscapes_depth_path(root, "train", "aachen", "aachen_000001_000314"), np.uint8)
+    assert [c.sample_id for c in clips] == ["aachen/aachen_000000_000294", "aachen/aachen_000001_000314"]
+    assert clips[1].labels["reldepth256"].dtype == torch.uint8
+    assert torch.equal(clips[1].labels["reldepth256"][0], torch.from_numpy(png))
+    args = ["train", "head", "--feature-space", "tiny-ml-pca", "--dataset", "cityscapes", "--data-root", str(root),
+            "--frame-size", "32", "--task", "reldepth256", "--task", "seg-mo", "--epochs", "1", "--batch-size", "2",
+            "--out-dir", str(tmp_path / "heads")]
+    result = dfbench_cli(*args)
+    assert result.code == 0, result.err
+    for task, classes in (("reldepth256", "256"), ("seg-mo", "19")):
+        with safe_open(str(tmp_path / "heads" / f"cityscapes-{task}.safetensors"), "pt") as handle:
+            assert handle.metadata()["classes"] == classes
+    cityscapes_depth_path(root, "train", "aachen", "aachen_000001_000314").unlink()
+    missing = dfbench_cli(*args[:-2], "--out-dir", str(tmp_path / "again"))
+    errors = [line for line in missing.err.splitlines() if "Loading weights" not in line]  # the library's progress bar
+    assert missing.code == 2 and len(errors) == 1
+    assert "aachen_000001_000314_leftImg8bit_depth.png is missing" in errors[0]

@@ -12,11 +12,14 @@ from pathlib import Path
 import click
 
 
-def training_clips(dataset: str, root: str | None, frame_size: int, limit: int | None):
-    """Training clips (or single labelled frames) of a data set, as Clips, from its spec's lister."""
+def training_clips(dataset: str, root: str | None, frame_size: int, limit: int | None, task: str | None = None):
+    """Training clips (or single labelled frames) of a data set, as Clips, from its spec's lister.
+
+    ``task``: one of the lister's own tasks (its labels are read instead of the data set's).
+    """
     from dfbench.data.train_frames import head_training_clips
 
-    return head_training_clips(dataset, root, frame_size, limit)
+    return head_training_clips(dataset, root, frame_size, limit, task)
 
 
 @click.command("head")
@@ -48,6 +51,7 @@ def train_head_command(**kw) -> None:
     import json
     from dataclasses import asdict
 
+    from dfbench.data.train_frames import lister_tasks
     from dfbench.errors import DfbenchError
     from dfbench.features import load_feature_space
     from dfbench.heads.catalog import dpt_config, head_kind, save_head, space_pca
@@ -59,22 +63,30 @@ def train_head_command(**kw) -> None:
     out_dir = Path(kw["out_dir"])
     check_writable(out_dir)
     cls = get_dataset_class(kw["dataset"])
+    own_labels = lister_tasks(kw["dataset"])  # tasks whose labels the training lister reads itself
     tasks = {}
     for task in kw["tasks"] or cls.tasks:
         get_task(task)  # an unknown name is one line with the nearest one
         check_loss(kw["loss"], task)
         tasks[task] = task_classes(cls.tasks, task)
         if tasks[task] is None:
-            raise DfbenchError(f"data set '{kw['dataset']}' has no labels for task '{task}' (it has {', '.join(cls.tasks)}); "
+            tasks[task] = own_labels.get(task)
+        if tasks[task] is None:
+            known = ", ".join([*cls.tasks, *own_labels])
+            raise DfbenchError(f"data set '{kw['dataset']}' has no labels for task '{task}' (it has {known}); "
                                "choose one of those with --task.")
     space = load_feature_space(kw["feature_space"], kw["feature_space_path"], device=kw["device"])
     started = time.perf_counter()
-    clips = training_clips(kw["dataset"], kw["data_root"], kw["frame_size"] or space.frame_size, kw["limit"])
+    clips_by_labels: dict[str | None, list] = {}
     pca_dpt = space_pca(space) is not None
     grid = space.grid if pca_dpt else (space.frame_size // space.patch_size,) * 2
     sizes = dpt_config(kw["feature_space"]) if pca_dpt else None
     for task, num_classes in tasks.items():
-        examples = head_examples(clips, space, task, kw["frames_per_clip"])
+        labels = task if task in own_labels and task not in cls.tasks else None  # None: the data set's labels
+        if labels not in clips_by_labels:
+            clips_by_labels[labels] = training_clips(kw["dataset"], kw["data_root"], kw["frame_size"] or space.frame_size,
+                                                     kw["limit"], labels)
+        examples = head_examples(clips_by_labels[labels], space, task, kw["frames_per_clip"])
         head = train_head(examples, task, num_classes, space.dim, grid, kw["epochs"], kw["batch_size"], lr=kw["lr"],
                           seed=kw["seed"], feature_space=space, dpt_config=sizes, loss=kw["loss"])
         path = out_dir / f"{kw['dataset']}-{task}.safetensors"

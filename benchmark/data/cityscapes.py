@@ -211,7 +211,15 @@ class CityscapesDataset(RootDataset):
 
 
 class CityscapesTrainFrames:
-    """Head training frames: every ``gtFine/train`` fine label with its frame (19 trainIds)."""
+    """Head training frames: every ``gtFine/train`` fine label with its frame (19 trainIds).
+
+    With the ``task`` option ``reldepth256`` the same frames are labelled instead with
+    DINO-Foresight's 8-bit relative depth, ``leftImg8bit_sequence_depthv2/train/<city>/
+    <stem>_leftImg8bit_depth.png`` (its preprocessing run over the training split, in the
+    layout of the validation PNGs), for the DPT depth head of the dinoforesight protocol.
+    """
+
+    tasks: ClassVar[dict[str, int]] = {"reldepth256": 256}
 
     def items(self, root: Path, frame_size: int, options: dict[str, Any]) -> list[TrainItem]:
         labels = root / "gtFine" / "train"
@@ -220,14 +228,22 @@ class CityscapesTrainFrames:
         frames = root / "leftImg8bit" / "train"
         if not frames.is_dir():
             frames = root / "leftImg8bit_sequence" / "train"
+        task = options.get("task")
+        depth = root / DEPTH_FOLDER / "train"
+        if task is not None and not depth.is_dir():
+            raise DfbenchError(f"{depth} does not exist; make the training depth PNGs with DINO-Foresight's "
+                               "preprocess_scripts/run_depth_cs.py into the cityscapes root.")
         items = []
         for label in sorted(labels.rglob(f"*{LABEL_SUFFIX}")):
-            stem = label.name[: -len(LABEL_SUFFIX)]
-            items.append(TrainItem(f"{label.parent.name}/{stem}", frames / label.parent.name / f"{stem}{FRAME_SUFFIX}", label))
+            stem, city = label.name[: -len(LABEL_SUFFIX)], label.parent.name
+            target = label if task is None else depth / city / f"{stem}{DEPTH_SUFFIX}"
+            items.append(TrainItem(f"{city}/{stem}", frames / city / f"{stem}{FRAME_SUFFIX}", target, task))
         return items
 
     def read(self, item: TrainItem) -> tuple[np.ndarray, torch.Tensor]:
-        return read_rgb(item.frame_path), torch.from_numpy(label_ids_to_train_ids(read_label_array(item.label_path)))
+        if item.task is None:
+            return read_rgb(item.frame_path), torch.from_numpy(label_ids_to_train_ids(read_label_array(item.label_path)))
+        return read_rgb(item.frame_path), torch.from_numpy(read_label_array(item.label_path, np.uint8))
 
 
 TRAIN_FRAMES = CityscapesTrainFrames()

@@ -58,15 +58,20 @@ class TrainFrame:
 
 @dataclass(frozen=True)
 class TrainItem:
-    """Where one labelled training frame lives."""
+    """Where one labelled training frame lives; ``task``: the lister task its label serves (None: the data set's)."""
 
     sample_id: str
     frame_path: Path
     label_path: Path
+    task: str | None = None
 
 
 class TrainFrameLister(Protocol):
-    """What a data set's spec points ``train_frames`` at (one per data set, in its module)."""
+    """What a data set's spec points ``train_frames`` at (one per data set, in its module).
+
+    A lister whose labels serve more than the data set's own task declares ``tasks``
+    (task -> classes) and takes the one to list as the ``task`` option of :meth:`items`.
+    """
 
     def items(self, root: Path, frame_size: int, options: dict[str, Any]) -> list[TrainItem]:
         """The labelled training frames under ``root`` in a fixed order."""
@@ -88,6 +93,8 @@ class TrainFrames(Dataset):
         frame_size: short side after the protocol resize.
         limit: keep only the first ``limit`` frames.
         config_path: data config file to read instead of the default.
+        task: the task whose labels to read: the data set's own (default) or one of the
+            lister's ``tasks`` (Cityscapes: ``reldepth256`` from DINO-Foresight's depth PNGs).
         **options: lister options, e.g. ``every`` (VSPW: every n-th frame of each video)
             or ``split_file`` (KITTI: the Eigen train list).
     """
@@ -100,6 +107,7 @@ class TrainFrames(Dataset):
         *,
         limit: int | None = None,
         config_path: str | None = None,
+        task: str | None = None,
         **options,
     ):
         from dfbench.registry import DATASETS, get_dataset_spec, resolve_target
@@ -113,6 +121,11 @@ class TrainFrames(Dataset):
             raise DfbenchError(f"{dataset_name} training frames must serve one task, its spec has {sorted(spec.tasks)}.")
         self.dataset_name = dataset_name
         (self.task,) = spec.tasks
+        if task is not None and task != self.task:
+            if task not in lister_tasks(dataset_name):
+                raise DfbenchError(f"{dataset_name} has no training labels for task '{task}'; "
+                                   f"train one of {', '.join(sorted({self.task, *lister_tasks(dataset_name)}))}.")
+            self.task, options = task, {**options, "task": task}
         self.lister: TrainFrameLister = lister
         self.root = resolve_root(dataset_name, root, config_path, env=spec.env)
         self.frame_size = frame_size
@@ -140,11 +153,19 @@ def _lister(dataset_name: str):
     return resolve_target(target) if target else None
 
 
-def head_training_clips(dataset_name: str, root: str | None, frame_size: int, limit: int | None = None) -> list:
-    """What ``dfbench train-head`` fits heads on, as Clips, from the lister the spec names.
+def lister_tasks(dataset_name: str) -> dict[str, int]:
+    """Tasks beyond the data set's own whose training labels its lister reads (task -> classes)."""
+    return dict(getattr(_lister(dataset_name), "tasks", {}))
+
+
+def head_training_clips(
+    dataset_name: str, root: str | None, frame_size: int, limit: int | None = None, task: str | None = None
+) -> list:
+    """What ``dfbench train head`` fits heads on, as Clips, from the lister the spec names.
 
     A lister with a ``clips`` method (the synthetic world: whole labelled clips) gives
-    them directly; otherwise each labelled training frame is a one-frame clip.
+    them directly; otherwise each labelled training frame is a one-frame clip, labelled
+    for ``task`` (the data set's own task by default, or one of :func:`lister_tasks`).
     """
     from dfbench.data.base import Clip
 
@@ -153,7 +174,7 @@ def head_training_clips(dataset_name: str, root: str | None, frame_size: int, li
         return lister.clips(frame_size, limit)
     return [
         Clip(f.sample_id, f.frame[None], torch.zeros(1), {f.task: f.label[None]})
-        for f in iter_train_frames(dataset_name, root, frame_size, limit=limit)
+        for f in iter_train_frames(dataset_name, root, frame_size, limit=limit, task=task)
     ]
 
 
