@@ -101,7 +101,8 @@ def _open(pairs: list[Pair], locks: ExitStack, folders: CreatedFolders) -> list[
     return todos
 
 
-def _evaluator(prep: Prepared) -> Evaluator:
+def evaluator_for(prep: Prepared) -> Evaluator:
+    """The evaluator of one prepared run (its model, space, heads, protocol and settings)."""
     return Evaluator(
         model=prep.model,
         feature_space=prep.feature_space,
@@ -199,7 +200,7 @@ def _run_group(preps: list[Prepared], ranks: Ranks, feature_cache: FeatureCache 
             if ranks.is_main:
                 display.add(active)
             for pair in active:
-                pair.evaluator = _evaluator(pair.prep)
+                pair.evaluator = evaluator_for(pair.prep)
                 pair.todo_set = set(pair.todo)
             wanted = set().union(*(p.todo_set for p in active))
             order = dict.fromkeys(sid for p in active for sid in p.prep.sample_ids if sid in wanted)

@@ -14,7 +14,7 @@ from dfbench.adapters.base import Context
 from dfbench.data.loader import clip_loader
 from dfbench.evaluate import crop_rows, encode_clip, row_generator
 from dfbench.gpu import clip_to
-from dfbench.multi_run import _evaluator
+from dfbench.multi_run import evaluator_for
 from dfbench.result_store import latest_result_path
 from dfbench.run import RunOptions
 from dfbench.run_prepare import prepare
@@ -33,7 +33,7 @@ def best_samples(model: str, device: str, precision: str) -> torch.Tensor:
     """The index of the best-of-N sample of every (clip, window, crop), as the evaluator scores it."""
     prep = prepare(RunOptions(model=model, dataset="synthetic", device=device, precision=precision,
                               num_samples=SAMPLES, limit=CLIPS))
-    evaluator = _evaluator(prep)
+    evaluator = evaluator_for(prep)
     chosen = []
     for (clip,) in clip_loader(prep.dataset, num_workers=0, sample_ids=prep.sample_ids):
         encoded = encode_clip(clip_to(clip, prep.device), prep.feature_space, prep.device, cache_key=prep.cache_key)
