@@ -13,7 +13,7 @@ import math
 from collections.abc import Sequence
 
 import torch
-from transformers.models.dinov3_vit.modeling_dinov3_vit import DINOv3ViTRopePositionEmbedding
+from transformers.models.dinov3_vit.modeling_dinov3_vit import DINOv3ViTRopePositionEmbedding, apply_rotary_pos_emb
 
 
 def patch_rope_tables(
@@ -32,6 +32,30 @@ def patch_rope_tables(
     # shape avoids materialising pixels we do not have (we start from features).
     shape_only = torch.empty(1, 0, h * patch, w * patch, device=rope_embeddings.inv_freq.device, dtype=dtype)
     return rope_embeddings(shape_only)
+
+
+def rotate_patches(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """transformers' DINOv3 ``apply_rotary_pos_emb`` for one tensor, bit for bit, with fewer copies.
+
+    ``x`` [B, heads, L, d]: its last ``cos.shape[-2]`` tokens are rotated (rotate-half layout),
+    the prefix before them is kept. The library builds ``rotate_half`` with a negation and a
+    concatenation, then concatenates prefix and patches: four full-size copies per call. Here
+    each half is written into one output in place. Every element gets the same operations in
+    the same order (``x * cos + (-x2) * sin``; negation is exact), so the bits are the same;
+    the element-wise work is most of what a tokenizer block spends outside its matrix products.
+    """
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (x, cos, sin)):
+        return apply_rotary_pos_emb(x, x, cos, sin)[0]  # training: out= writes cannot be differentiated
+    patches, half = cos.shape[-2], x.shape[-1] // 2
+    prefix = x.shape[-2] - patches
+    out = torch.empty(x.shape, dtype=torch.result_type(x, cos), device=x.device)
+    out[..., :prefix, :] = x[..., :prefix, :]
+    rotated, source = out[..., prefix:, :], x[..., prefix:, :]
+    torch.mul(source, cos, out=rotated)
+    first = torch.mul(source[..., half:], sin[..., :half]).neg_()
+    rotated[..., :half] += first
+    rotated[..., half:] += source[..., :half] * sin[..., half:]
+    return out
 
 
 def axis_inv_freq(size: int, device: torch.device | str | None = None) -> torch.Tensor:
