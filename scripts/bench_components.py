@@ -27,6 +27,9 @@ included), counted on a clip that is not timed so the counter costs the timings 
 core's fp32 matrix-product rate at ViT-B shapes: the ceiling ``gflop_per_s`` can approach,
 so ``gflop / peak`` is the least time a clip can take without doing less arithmetic.
 
+Each measured process keeps freed memory as ``dfbench`` does (``dfbench.allocator``; set
+``DFBENCH_DEFAULT_MALLOC=1`` for glibc's defaults).
+
 Each (model, samples) pair runs in a fresh subprocess with one thread by default, so
 peak memory (max RSS on the CPU, ``torch.cuda.max_memory_allocated`` on a GPU) is its
 own. ``stats_sha`` hashes the clip's finished records: equal hashes mean equal outputs
@@ -49,7 +52,9 @@ import click
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_sampling import VITB_VARIANTS, peak_memory_mb, sync, vitb_backbone, vitb_world_net  # noqa: E402
+from bench_sampling import (  # noqa: E402
+    VITB_VARIANTS, keep_freed_memory_as_dfbench, peak_memory_mb, sync, vitb_backbone, vitb_world_net,
+)
 
 MODELS = ("copy-last", "dino-world", "dino-world-bom", "deltaworld", "deltaworld-frame", "deltaworld-nobom", "present")
 COMPONENTS = ("backbone", "tok_encoder", "predictor", "decoder", "model_other", "scoring", "sample_scores",
@@ -245,6 +250,7 @@ def main(models, samples, resolution, clips, device, threads, clock, flops, gemm
     counts = [int(s) for s in samples.split(",")]
     names = [m for m in models.split(",") if m]
     if one:
+        keep_freed_memory_as_dfbench()
         print(json.dumps(measure(names[0], counts[0], resolution, clips, device, clock, flops)))
         return
     if gemm_peak_:

@@ -123,6 +123,15 @@ def measure_tiny(model: str, samples: int, clips: int, device: str) -> dict:
             "peak_memory_mb": peak_memory_mb(torch.device(device))}
 
 
+def keep_freed_memory_as_dfbench() -> None:
+    """The ``dfbench`` command's allocator setting; checkouts without it run as they are."""
+    try:
+        from dfbench.allocator import keep_freed_memory
+    except ImportError:
+        return
+    keep_freed_memory()
+
+
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -140,6 +149,7 @@ def main(scale, samples, models, resolution, clips, device, one) -> None:
     counts = [int(s) for s in samples.split(",")]
     names = [m for m in models.split(",") if m]
     if one:
+        keep_freed_memory_as_dfbench()
         result = (measure_vitb(names[0], counts[0], resolution, clips, device) if scale == "vitb"
                   else measure_tiny(names[0], counts[0], clips, device))
         print(json.dumps(result))

@@ -12,6 +12,7 @@ import sys
 import click
 
 from dfbench import __version__
+from dfbench.allocator import keep_freed_memory
 from dfbench.errors import DfbenchError
 
 LAZY_COMMANDS = {
@@ -53,6 +54,7 @@ def cli() -> None:
 
 def main() -> None:
     """Entry point: a DfbenchError becomes one line on stderr and exit code 2."""
+    keep_freed_memory()  # fewer page faults per clip on the CPU; numbers unchanged
     try:
         cli.main(standalone_mode=False)
     except DfbenchError as err:

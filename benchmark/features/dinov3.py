@@ -23,6 +23,7 @@ from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 from dfbench.errors import DfbenchError
 from dfbench.features.base import FeatureSpace
+from dfbench.models.vit_inference import use_inference_layers
 
 # The files a DINOv3 model folder needs; everything else on the hub page is prose.
 WEIGHT_FILES = ("config.json", "preprocessor_config.json", "*.safetensors")
@@ -110,7 +111,8 @@ class Dinov3FeatureSpace(FeatureSpace):
         if dtype not in (None, torch.float32, torch.bfloat16):
             raise DfbenchError(f"feature space dtype {dtype} is not supported; use float32 (default) or bfloat16.")
         config = model.config
-        self.model = model.eval().requires_grad_(False)
+        # The library's layers, with their evaluation steps in place: the same features.
+        self.model = use_inference_layers(model).eval().requires_grad_(False)
         self.name = name
         self.patch_size = int(config.patch_size)
         self.dim = int(config.hidden_size)

@@ -19,12 +19,12 @@ from torch import nn
 from transformers import DINOv3ViTConfig
 from transformers.models.dinov3_vit.modeling_dinov3_vit import (
     DINOv3ViTAttention,
-    DINOv3ViTLayer,
     DINOv3ViTRopePositionEmbedding,
 )
 
 from dfbench.models.config_io import DictConfig
 from dfbench.models.rope import patch_rope_tables, rotate_patches
+from dfbench.models.vit_inference import InferenceDinov3Layer, in_place_allowed
 
 
 @dataclass
@@ -138,7 +138,10 @@ class GatedQKNormAttention(DINOv3ViTAttention):
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=attention_mask)
         # One gate per token and head, from the normed block input (this layer's input).
         gate = torch.sigmoid(self.attn_gate(hidden_states))  # [B, L, heads]
-        out = out.transpose(1, 2) * gate[..., None]
+        if in_place_allowed(self, hidden_states, self.q_proj.weight):
+            out = out.transpose(1, 2).mul_(gate[..., None])  # SDPA's output is ours to overwrite
+        else:  # autograd keeps SDPA's output for its backward
+            out = out.transpose(1, 2) * gate[..., None]
         return self.o_proj(out.reshape(batch, length, self.embed_dim)), None
 
     def forward_prefix(
@@ -166,33 +169,15 @@ class GatedQKNormAttention(DINOv3ViTAttention):
         return self.o_proj(out.reshape(batch, keep, self.embed_dim))
 
 
-class DeltaTokBlock(DINOv3ViTLayer):
-    """A pre-norm DINOv3 layer (LayerScale, SwiGLU) with the gated QK-norm attention."""
+class DeltaTokBlock(InferenceDinov3Layer):
+    """A pre-norm DINOv3 layer (LayerScale, SwiGLU) with the gated QK-norm attention.
+
+    At evaluation its element-wise steps write in place (:class:`InferenceDinov3Layer`).
+    """
 
     def __init__(self, config: DINOv3ViTConfig) -> None:
         super().__init__(config)
         self.attention = GatedQKNormAttention(config)
-
-    def forward(
-        self,
-        hidden_states: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        position_embeddings: tuple[torch.Tensor, torch.Tensor] | None = None,
-        **kwargs: Any,
-    ) -> torch.Tensor:
-        """The library's layer; at evaluation its element-wise steps write in place.
-
-        The same operations on the same values (LayerScale, residual adds, SiLU and the gate
-        product), so the same bits, without five activation-sized temporaries per block: at
-        ViT-B they cost about as much time as the attention. Training keeps the library's path.
-        """
-        if torch.is_grad_enabled() or self.training:
-            return super().forward(hidden_states, attention_mask, position_embeddings, **kwargs)
-        attended, _ = self.attention(self.norm1(hidden_states), attention_mask, position_embeddings)
-        hidden = attended.mul_(self.layer_scale1.lambda1).add_(hidden_states)
-        mlp, normed = self.mlp, self.norm2(hidden)
-        gated = F.silu(mlp.gate_proj(normed), inplace=True).mul_(mlp.up_proj(normed))
-        return mlp.down_proj(gated).mul_(self.layer_scale2.lambda1).add_(hidden)
 
     def forward_prefix(
         self, hidden_states: torch.Tensor, position_embeddings: tuple[torch.Tensor, torch.Tensor], keep: int

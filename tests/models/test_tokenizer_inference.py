@@ -32,12 +32,15 @@ def test_rotate_patches_equals_the_library_rotation(tokens, tables, prefix):
     assert leaf.grad is not None
 
 
-def test_the_tokenizer_gives_the_same_bits_as_through_the_library(monkeypatch):
+@pytest.mark.parametrize("autocast", [False, True])
+def test_the_tokenizer_gives_the_same_bits_as_through_the_library(monkeypatch, autocast):
     """Encoding and decoding a small tokenizer (random LayerScale) with the fast paths, then with the
-    library's RoPE and layer forward."""
+    library's RoPE, layer forward and gate product; also under bf16 autocast, where products are
+    promoted to fp32 and an in-place write would round them back."""
     from transformers.models.dinov3_vit.modeling_dinov3_vit import DINOv3ViTLayer
 
     import dfbench.models.deltatok as deltatok
+    import dfbench.models.vit_inference as vit_inference
     from dfbench.models.deltatok import DeltaTok, DeltaTokBlock, DeltaTokConfig
 
     torch.manual_seed(0)
@@ -49,15 +52,17 @@ def test_the_tokenizer_gives_the_same_bits_as_through_the_library(monkeypatch):
     prev, cur = torch.randn(2, 12, 32), torch.randn(2, 12, 32)
 
     def outputs():
-        with torch.no_grad():
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
             return (tokenizer.encode(prev, cur, (3, 4)), tokenizer.encode(prev, cur, (3, 4), z_only=True),
                     tokenizer.reconstruct(prev, cur, (3, 4)))
 
     fast = outputs()
-    with torch.enable_grad():  # training goes through the library's path
-        trained = tokenizer.reconstruct(prev, cur, (3, 4)).detach()
+    with torch.enable_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        trained = tokenizer.reconstruct(prev, cur, (3, 4)).detach()  # training goes through the library's path
     monkeypatch.setattr(deltatok, "rotate_patches", lambda x, cos, sin: apply_rotary_pos_emb(x, x, cos, sin)[0])
+    monkeypatch.setattr(deltatok, "in_place_allowed", lambda *args: False)
+    monkeypatch.setattr(vit_inference, "in_place_allowed", lambda *args: False)
     monkeypatch.setattr(DeltaTokBlock, "forward", DINOv3ViTLayer.forward)
     library = outputs()
-    assert all(torch.equal(a, b) for a, b in zip(fast, library))
+    assert all(a.dtype == b.dtype and torch.equal(a, b) for a, b in zip(fast, library))
     assert torch.equal(trained, library[2])
