@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedModel
+from transformers.activations import GELUActivation, SiLUActivation
 from transformers.models.dinov3_vit.modeling_dinov3_vit import DINOv3ViTAttention, DINOv3ViTLayer
 
 from dfbench.models.rope import rotate_patches
@@ -84,11 +85,20 @@ class InferenceDinov3Layer(DINOv3ViTLayer):
         return self.mlp_output(self.norm2(hidden)).mul_(self.layer_scale2.lambda1).add_(hidden)
 
     def mlp_output(self, normed: torch.Tensor) -> torch.Tensor:
-        """The library's MLP (plain or gated), with the gate product written in place."""
+        """The library's MLP (plain or gated), with the activation and gate product written in place."""
         mlp = self.mlp
         if hasattr(mlp, "gate_proj"):
-            return mlp.down_proj(mlp.act_fn(mlp.gate_proj(normed)).mul_(mlp.up_proj(normed)))
-        return mlp(normed)
+            return mlp.down_proj(activate_in_place(mlp.act_fn, mlp.gate_proj(normed)).mul_(mlp.up_proj(normed)))
+        return mlp.down_proj(activate_in_place(mlp.act_fn, mlp.up_proj(normed)))
+
+
+def activate_in_place(act_fn: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``act_fn(x)`` written into ``x`` for the library's exact GELU and SiLU (the same kernels)."""
+    if type(act_fn) in (SiLUActivation, nn.SiLU):
+        return F.silu(x, inplace=True)
+    if type(act_fn) is GELUActivation and act_fn.act is F.gelu:
+        return torch.ops.aten.gelu_(x)
+    return act_fn(x)
 
 
 def use_inference_layers(model: PreTrainedModel) -> PreTrainedModel:
