@@ -27,8 +27,8 @@ included), counted on a clip that is not timed so the counter costs the timings 
 core's fp32 matrix-product rate at ViT-B shapes: the ceiling ``gflop_per_s`` can approach,
 so ``gflop / peak`` is the least time a clip can take without doing less arithmetic.
 
-Each measured process keeps freed memory as ``dfbench`` does (``dfbench.allocator``; set
-``DFBENCH_DEFAULT_MALLOC=1`` for glibc's defaults).
+Each measured process starts with the ``dfbench`` command's malloc settings
+(``dfbench.allocator``; set ``DFBENCH_DEFAULT_MALLOC=1`` for glibc's defaults).
 
 Each (model, samples) pair runs in a fresh subprocess with one thread by default, so
 peak memory (max RSS on the CPU, ``torch.cuda.max_memory_allocated`` on a GPU) is its
@@ -53,7 +53,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_sampling import (  # noqa: E402
-    VITB_VARIANTS, keep_freed_memory_as_dfbench, peak_memory_mb, sync, vitb_backbone, vitb_world_net,
+    VITB_VARIANTS, as_dfbench_runs, peak_memory_mb, sync, vitb_backbone, vitb_world_net,
 )
 
 MODELS = ("copy-last", "dino-world", "dino-world-bom", "deltaworld", "deltaworld-frame", "deltaworld-nobom", "present")
@@ -250,12 +250,11 @@ def main(models, samples, resolution, clips, device, threads, clock, flops, gemm
     counts = [int(s) for s in samples.split(",")]
     names = [m for m in models.split(",") if m]
     if one:
-        keep_freed_memory_as_dfbench()
         print(json.dumps(measure(names[0], counts[0], resolution, clips, device, clock, flops)))
         return
     if gemm_peak_:
         print(json.dumps({"gemm_peak_gflop_per_s": gemm_peak(torch.device(device)), "threads": threads}), flush=True)
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    env = as_dfbench_runs({**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)})
     rows = []
     for name in names:
         # Deterministic models return one sample whatever is asked: one count is enough.

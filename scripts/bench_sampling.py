@@ -20,6 +20,7 @@ Usage: python scripts/bench_sampling.py --scale vitb --samples 1,5,20,50
 from __future__ import annotations
 
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -123,13 +124,16 @@ def measure_tiny(model: str, samples: int, clips: int, device: str) -> dict:
             "peak_memory_mb": peak_memory_mb(torch.device(device))}
 
 
-def keep_freed_memory_as_dfbench() -> None:
-    """The ``dfbench`` command's allocator setting; checkouts without it run as they are."""
+def as_dfbench_runs(env: dict[str, str]) -> dict[str, str]:
+    """A measured subprocess's environment with the ``dfbench`` command's malloc settings.
+
+    Checkouts without ``dfbench.allocator`` are measured as they ran.
+    """
     try:
-        from dfbench.allocator import keep_freed_memory
+        from dfbench.allocator import tuned_environment
     except ImportError:
-        return
-    keep_freed_memory()
+        return env
+    return tuned_environment(env)
 
 
 def sync(device: torch.device) -> None:
@@ -149,7 +153,6 @@ def main(scale, samples, models, resolution, clips, device, one) -> None:
     counts = [int(s) for s in samples.split(",")]
     names = [m for m in models.split(",") if m]
     if one:
-        keep_freed_memory_as_dfbench()
         result = (measure_vitb(names[0], counts[0], resolution, clips, device) if scale == "vitb"
                   else measure_tiny(names[0], counts[0], clips, device))
         print(json.dumps(result))
@@ -159,7 +162,8 @@ def main(scale, samples, models, resolution, clips, device, one) -> None:
         for count in counts:
             cmd = [sys.executable, __file__, "--one", "--scale", scale, "--models", name, "--samples", str(count),
                    "--resolution", str(resolution), "--clips", str(clips), "--device", device]
-            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+            env = as_dfbench_runs(dict(os.environ))
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout.strip().splitlines()[-1]
             row = json.loads(out)
             rows.append(row)
             print(json.dumps(row), flush=True)

@@ -24,7 +24,7 @@ from transformers.models.dinov3_vit.modeling_dinov3_vit import (
 
 from dfbench.models.config_io import DictConfig
 from dfbench.models.rope import patch_rope_tables, rotate_patches
-from dfbench.models.vit_inference import InferenceDinov3Layer, in_place_allowed
+from dfbench.models.vit_inference import InferenceDinov3Layer, in_place_allowed, rotated_qkv
 
 
 @dataclass
@@ -127,12 +127,7 @@ class GatedQKNormAttention(DINOv3ViTAttention):
         **kwargs: Any,
     ) -> tuple[torch.Tensor, None]:
         batch, length, _ = hidden_states.shape
-        split = (batch, length, self.num_heads, self.head_dim)
-        q = self.q_proj(hidden_states).view(split).transpose(1, 2)
-        k = self.k_proj(hidden_states).view(split).transpose(1, 2)
-        v = self.v_proj(hidden_states).view(split).transpose(1, 2)
-        cos, sin = position_embeddings
-        q, k = rotate_patches(q, cos, sin), rotate_patches(k, cos, sin)  # the library's RoPE, fewer copies
+        q, k, v = rotated_qkv(self, hidden_states, position_embeddings)  # the library's RoPE, fewer copies
         # QK-norm comes after RoPE in the reference, and also covers the unrotated prefix.
         q, k = self.q_norm(q), self.k_norm(k)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=attention_mask)

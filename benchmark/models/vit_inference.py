@@ -38,6 +38,19 @@ def in_place_allowed(module: nn.Module, hidden_states: torch.Tensor, weight: tor
     )
 
 
+def rotated_qkv(
+    attention: DINOv3ViTAttention, hidden_states: torch.Tensor, position_embeddings: tuple[torch.Tensor, torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Queries and keys after the library's RoPE (one output each), and values: [B, heads, L, d]."""
+    batch, length, _ = hidden_states.shape
+    split = (batch, length, attention.num_heads, attention.head_dim)
+    q = attention.q_proj(hidden_states).view(split).transpose(1, 2)
+    k = attention.k_proj(hidden_states).view(split).transpose(1, 2)
+    v = attention.v_proj(hidden_states).view(split).transpose(1, 2)
+    cos, sin = position_embeddings
+    return rotate_patches(q, cos, sin), rotate_patches(k, cos, sin), v
+
+
 class InferenceDinov3Attention(DINOv3ViTAttention):
     """The library's SDPA attention, with the RoPE written into one output per tensor."""
 
@@ -56,12 +69,7 @@ class InferenceDinov3Attention(DINOv3ViTAttention):
         ):
             return super().forward(hidden_states, attention_mask, position_embeddings, **kwargs)
         batch, length, _ = hidden_states.shape
-        split = (batch, length, self.num_heads, self.head_dim)
-        q = self.q_proj(hidden_states).view(split).transpose(1, 2)
-        k = self.k_proj(hidden_states).view(split).transpose(1, 2)
-        v = self.v_proj(hidden_states).view(split).transpose(1, 2)
-        cos, sin = position_embeddings
-        q, k = rotate_patches(q, cos, sin), rotate_patches(k, cos, sin)
+        q, k, v = rotated_qkv(self, hidden_states, position_embeddings)
         # The library's SDPA call for a non-causal layer without a mask, scale included.
         out = F.scaled_dot_product_attention(q, k, v, dropout_p=0.0, scale=self.scaling, is_causal=False)
         return self.o_proj(out.transpose(1, 2).reshape(batch, length, -1)), None

@@ -59,7 +59,9 @@ def test_the_tokenizer_gives_the_same_bits_as_through_the_library(monkeypatch, a
     fast = outputs()
     with torch.enable_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
         trained = tokenizer.reconstruct(prev, cur, (3, 4)).detach()  # training goes through the library's path
-    monkeypatch.setattr(deltatok, "rotate_patches", lambda x, cos, sin: apply_rotary_pos_emb(x, x, cos, sin)[0])
+    library_rope = lambda x, cos, sin: apply_rotary_pos_emb(x, x, cos, sin)[0]  # noqa: E731
+    monkeypatch.setattr(deltatok, "rotate_patches", library_rope)
+    monkeypatch.setattr(vit_inference, "rotate_patches", library_rope)
     monkeypatch.setattr(deltatok, "in_place_allowed", lambda *args: False)
     monkeypatch.setattr(vit_inference, "in_place_allowed", lambda *args: False)
     monkeypatch.setattr(DeltaTokBlock, "forward", DINOv3ViTLayer.forward)
