@@ -30,6 +30,9 @@ so ``gflop / peak`` is the least time a clip can take without doing less arithme
 Each measured process starts with the ``dfbench`` command's malloc settings
 (``dfbench.allocator``; set ``DFBENCH_DEFAULT_MALLOC=1`` for glibc's defaults).
 
+``--warmup`` clips (1 by default) run untimed first, so the figures are those of a long
+run's typical clip rather than of its first.
+
 Each (model, samples) pair runs in a fresh subprocess with one thread by default, so
 peak memory (max RSS on the CPU, ``torch.cuda.max_memory_allocated`` on a GPU) is its
 own. ``stats_sha`` hashes the clip's finished records: equal hashes mean equal outputs
@@ -56,6 +59,7 @@ from bench_sampling import (  # noqa: E402
     VITB_VARIANTS, as_dfbench_runs, peak_memory_mb, sync, vitb_backbone, vitb_world_net,
 )
 
+WARMUP_INDEX = 10_000  # warm-up clips are drawn apart from the timed ones (whose records are hashed)
 MODELS = ("copy-last", "dino-world", "dino-world-bom", "deltaworld", "deltaworld-frame", "deltaworld-nobom", "present")
 COMPONENTS = ("backbone", "tok_encoder", "predictor", "decoder", "model_other", "scoring", "sample_scores",
               "heads_metrics")
@@ -144,7 +148,7 @@ def clip(resolution: int, index: int):
 
 @torch.no_grad()
 def measure(name: str, samples: int, resolution: int, clips: int, device: str, clock: str = "wall",
-            flops: bool = False) -> dict:
+            flops: bool = False, warmup: int = 0) -> dict:
     """Seconds per clip per component and peak memory of one (model, samples) pair."""
     import dfbench.evaluate as evaluate_module
     from dfbench.config import load_protocol
@@ -162,6 +166,10 @@ def measure(name: str, samples: int, resolution: int, clips: int, device: str, c
         model._black_frame(resolution)
     elif getattr(model, "uses_black_frame", False):  # the feature space caches them
         space.black_frame(resolution, resolution)
+    # Untimed clips first: a run's first clip also pays for first-touch page faults and
+    # one-off set-up that every later clip of a long run is spared.
+    for index in range(warmup):
+        evaluator.evaluate([evaluator.encode(clip(resolution, WARMUP_INDEX + index))])
     timers = Timers(dev, CLOCKS[clock])
     net = getattr(model, "net", None)
     if net is not None:
@@ -242,15 +250,17 @@ def gemm_peak(device: torch.device, repeats: int = 20) -> float:
               help="wall time, or CPU time of the process (steadier on a shared CPU; not for a GPU).")
 @click.option("--flops", is_flag=True, help="Also count one more (untimed) clip's GFLOP and give GFLOP/s.")
 @click.option("--gemm-peak", "gemm_peak_", is_flag=True, help="First print the fp32 matrix-product GFLOP/s of this device.")
+@click.option("--warmup", type=int, default=1, show_default=True,
+              help="Untimed clips before the timed ones (steady state of a long run).")
 @click.option("--one", is_flag=True, hidden=True, help="Measure a single configuration (used by the subprocesses).")
-def main(models, samples, resolution, clips, device, threads, clock, flops, gemm_peak_, one) -> None:
+def main(models, samples, resolution, clips, device, threads, clock, flops, gemm_peak_, warmup, one) -> None:
     if clock == "cpu" and device != "cpu":
         raise click.BadParameter("CPU time does not count GPU work; use --clock wall on a GPU.", param_hint="--clock")
     torch.set_num_threads(threads)
     counts = [int(s) for s in samples.split(",")]
     names = [m for m in models.split(",") if m]
     if one:
-        print(json.dumps(measure(names[0], counts[0], resolution, clips, device, clock, flops)))
+        print(json.dumps(measure(names[0], counts[0], resolution, clips, device, clock, flops, warmup)))
         return
     if gemm_peak_:
         print(json.dumps({"gemm_peak_gflop_per_s": gemm_peak(torch.device(device)), "threads": threads}), flush=True)
@@ -261,7 +271,7 @@ def main(models, samples, resolution, clips, device, threads, clock, flops, gemm
         for count in counts if name in VITB_VARIANTS and VITB_VARIANTS[name][1] else counts[:1]:
             cmd = [sys.executable, __file__, "--one", "--models", name, "--samples", str(count), "--resolution",
                    str(resolution), "--clips", str(clips), "--device", device, "--threads", str(threads),
-                   "--clock", clock, *(["--flops"] if flops else [])]
+                   "--clock", clock, "--warmup", str(warmup), *(["--flops"] if flops else [])]
             done = subprocess.run(cmd, capture_output=True, text=True, env=env)
             if done.returncode:
                 sys.exit(f"{name} at {count} samples failed:\n{done.stderr}")
