@@ -21,6 +21,7 @@ import hashlib
 import torch
 
 from dfbench.models.deltatok import DeltaTok
+from dfbench.models.vit_inference import autocast_on
 
 
 def frame_digest(frame: torch.Tensor) -> bytes:
@@ -36,10 +37,7 @@ def weights_fingerprint(module: torch.nn.Module) -> tuple:
 
 
 def _autocast_state(device: torch.device) -> tuple[bool, torch.dtype | None]:
-    try:
-        if not torch.is_autocast_enabled(device.type):
-            return False, None
-    except RuntimeError:  # a device type without autocast
+    if not autocast_on(device):
         return False, None
     return True, torch.get_autocast_dtype(device.type)
 

@@ -33,9 +33,17 @@ def in_place_allowed(module: nn.Module, hidden_states: torch.Tensor, weight: tor
     return not (
         torch.is_grad_enabled()
         or module.training
-        or torch.is_autocast_enabled(hidden_states.device.type)
+        or autocast_on(hidden_states.device)
         or hidden_states.dtype != weight.dtype
     )
+
+
+def autocast_on(device: torch.device) -> bool:
+    """Whether autocast is on for ``device``; devices without autocast (meta, for FLOP counts) never are."""
+    try:
+        return torch.is_autocast_enabled(device.type)
+    except RuntimeError:
+        return False
 
 
 def rotated_qkv(
