@@ -62,19 +62,34 @@ def is_tuned(env: Mapping[str, str] = os.environ) -> bool:
     return tuned_environment(env).get("GLIBC_TUNABLES") == env.get("GLIBC_TUNABLES")
 
 
-def running_as_dfbench() -> bool:
-    """Whether this process is the ``dfbench`` program itself (console script or ``python -m dfbench``)."""
-    program = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
-    if program is None:
-        return False
-    return program.name == "dfbench" or program.resolve() == (Path(__file__).parent / "__main__.py").resolve()
+def running_as_dfbench(command_line: list[str] | None = None) -> bool:
+    """Whether this process was started as the ``dfbench`` program: its console script or
+    ``python -m dfbench``.
+
+    Read from the interpreter's own command line (``sys.orig_argv``), which, unlike
+    ``sys.argv``, callers cannot rewrite: a test that calls the command's function in-process
+    must never be restarted.
+    """
+    args = (sys.orig_argv if command_line is None else command_line)[1:]
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg == "-m":
+            return args[index + 1 : index + 2] == ["dfbench"]
+        if arg == "-c" or arg == "-":
+            return False
+        if not arg.startswith("-"):
+            return Path(arg).name == "dfbench"
+        index += 2 if arg in ("-X", "-W") else 1  # options that take a separate value
+    return False
 
 
 def restart_with_tuned_malloc() -> None:
     """Re-executes the ``dfbench`` command once with the tunables set; returns when nothing to do.
 
     Only the program itself restarts (never a Python session that calls the command's
-    function), and only where the tunables apply and are not yet in the environment.
+    function, whatever its ``sys.argv``), and only where the tunables apply and are not yet
+    in the environment.
     """
     if not applies() or is_tuned() or not running_as_dfbench():
         return
