@@ -5,7 +5,7 @@ At evaluation its element-wise steps (the RoPE's negation and three concatenatio
 two LayerScales, the two residual adds) each allocate an activation-sized tensor; at ViT-B
 on the CPU they cost about as much time as the attention itself. Here the same operations
 run on the same values in the same order, writing in place, so the outputs are equal bit
-for bit (tests/test_vit_inference.py checks it against the library's forward). No library
+for bit (tests/features/test_vit_inference.py checks it against the library's forward). No library
 offers this: ``torch.compile`` would fuse the steps and so change the rounding.
 
 The in-place path is taken only where it cannot change a value: without autograd, in eval
