@@ -55,6 +55,7 @@ def encode_clips(
     feature_cache: FeatureCache | None = None,
     cache_key: tuple[str, ...] = (),
     crops_mode: str = "square",
+    frames: list[int] | None = None,
 ) -> list[EncodedClip]:
     """``[encode_clip(c, ...) for c in clips]`` with one backbone call per crop size.
 
@@ -65,14 +66,14 @@ def encode_clips(
     for index, clip in enumerate(clips):
         recorder = _StandIn(feature_space)
         try:
-            done[index] = encode_clip(clip, recorder, device, feature_cache, cache_key, crops_mode)
+            done[index] = encode_clip(clip, recorder, device, feature_cache, cache_key, crops_mode, frames)
         except _Deferred:
             pending[index] = recorder.frames
     for indices in _same_shape(pending).values():
         outputs = feature_space.encode(torch.cat([pending[i] for i in indices]))
         for index, output in zip(indices, outputs.split([pending[i].shape[0] for i in indices])):
             done[index] = encode_clip(clips[index], _StandIn(feature_space, output), device, feature_cache, cache_key,
-                                      crops_mode)
+                                      crops_mode, frames)
     return [done[i] for i in range(len(clips))]
 
 

@@ -51,6 +51,7 @@ class EncodedClip:
     features: torch.Tensor  # [R, T, N, D]
     halves: dict[str, torch.Tensor]  # task -> [R, T, lh, lw]
     grid: tuple[int, int]
+    encoded_frames: tuple[int, ...]  # the time indices put through the backbone; the others' features are NaN
 
     @property
     def frame_size(self) -> tuple[int, int]:
@@ -66,26 +67,43 @@ def encode_clip(
     feature_cache: FeatureCache | None = None,
     cache_key: tuple[str, ...] = (),
     crops_mode: str = "square",
+    frames: list[int] | None = None,
 ) -> EncodedClip:
     """Crops, features and label halves of one clip, one encoder call per clip.
 
     Encoding clip by clip keeps features identical at every batch size. ``crops_mode``
     "none" (a protocol's ``crops``) keeps whole frames and labels: one row per clip.
+    ``frames``: the time indices whose features are read (every frame when None). The
+    backbone sees only those; the others are NaN, so that a read of one cannot pass
+    unnoticed. With a feature cache every frame is encoded, so that its entries are whole.
     """
     crops = crop_views(clip.frames, crops_mode)
     grid = token_grid(feature_space, crops)
     key = (*cache_key, clip.sample_id)
     features = None if feature_cache is None else feature_cache.get(key)
     if features is None:
-        flat = crops.reshape(-1, *crops.shape[-3:]).to(device)
-        features = feature_space.encode(flat).float().reshape(*crops.shape[:2], grid[0] * grid[1], -1)
+        every = list(range(crops.shape[1]))
+        read = every if frames is None or feature_cache is not None else sorted(set(frames))
+        flat = crops[:, read].reshape(-1, *crops.shape[-3:]).to(device)
+        # Each frame's features are those of a call over all frames, bit for bit (tests/test_clip_batch.py).
+        computed = feature_space.encode(flat).float().reshape(crops.shape[0], len(read), grid[0] * grid[1], -1)
+        features = computed if read == every else _unread_as_nan(computed, read, len(every))
         if feature_cache is not None:
             feature_cache.put(key, features)
+    else:
+        read = list(range(crops.shape[1]))
     height, width = clip.frames.shape[-2:]
     halves = {
         task: label_views(labels, height, width, get_task(task).ignore_value, crops_mode) for task, labels in clip.labels.items()
     }
-    return EncodedClip(clip, crops, features.to(device), halves, grid)
+    return EncodedClip(clip, crops, features.to(device), halves, grid, tuple(read))
+
+
+def _unread_as_nan(computed: torch.Tensor, read: list[int], frames: int) -> torch.Tensor:
+    """[R, T, N, D] features with ``computed`` [R, len(read), N, D] at ``read`` and NaN elsewhere."""
+    features = computed.new_full((computed.shape[0], frames, *computed.shape[2:]), float("nan"))
+    features[:, read] = computed
+    return features
 
 
 def crop_rows(clips: list[EncodedClip]) -> list[tuple[int, int]]:
@@ -113,8 +131,28 @@ class Evaluator:
         chosen = {h: self.protocol.horizons[h] for h in self.horizons}
         return windows(self.protocol.clip_length, self.protocol.context_length, chosen)
 
-    def encode(self, clip: Clip) -> EncodedClip:
-        return encode_clip(clip, self.feature_space, self.device, self.feature_cache, self.cache_key, self.protocol.crops)
+    @property
+    def reads_targets(self) -> bool:
+        """Whether the targets' features are read: an oracle's input, or the truth a best sample is chosen by."""
+        return self.model.oracle or (self.model.stochastic and self.num_samples > 1)
+
+    def frames_read(self) -> list[int]:
+        """The time indices whose features this evaluation reads: the windows' context, and targets if read.
+
+        One sample of a stochastic model is both its best and its mean, so no truth is needed
+        to choose it; at the paper's clip length the last frame is then never encoded.
+        """
+        read = set()
+        for window in self.windows():
+            read.update(window.context)
+            if self.reads_targets:
+                read.update(window.targets)
+        return sorted(read)
+
+    def encode(self, clip: Clip, frames: list[int] | None = None) -> EncodedClip:
+        """The clip encoded for this evaluation: its read frames, or ``frames`` (shared with other evaluators)."""
+        return encode_clip(clip, self.feature_space, self.device, self.feature_cache, self.cache_key, self.protocol.crops,
+                           self.frames_read() if frames is None else frames)
 
     @torch.no_grad()
     def evaluate(self, clips: list[EncodedClip]) -> list[dict[str, Any]]:
@@ -147,24 +185,34 @@ class Evaluator:
         """
         return self.score(*self.rollouts(clips, window))
 
-    def score(self, preds: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+    def score(self, preds: torch.Tensor, targets: torch.Tensor | None) -> dict[str, torch.Tensor]:
         """Best-of-S, mean-of-S or single, under the protocol's feature loss."""
         return score_rollouts(preds, targets, self.model.stochastic, self.protocol.loss_beta)
 
     @torch.no_grad()
-    def rollouts(self, clips: list[EncodedClip], window: Window) -> tuple[torch.Tensor, torch.Tensor]:
-        """Checked predictions [rows, S, K, N, D] (float32) and true features [rows, K, N, D] of one window."""
+    def rollouts(self, clips: list[EncodedClip], window: Window) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Checked predictions [rows, S, K, N, D] (float32) and true features [rows, K, N, D] of one window.
+
+        The true features are None where the evaluation does not read them (:attr:`reads_targets`).
+        """
         rows = crop_rows(clips)
         grid = clips[0].grid
         if any(c.grid != grid for c in clips):
             raise DfbenchError("clips of one batch have different crop sizes; use --batch-size 1 for this data set.")
         features = torch.cat([c.features for c in clips])
         tgt = list(window.targets)
+        missing = sorted(set(self.frames_read()) - set.intersection(*(set(c.encoded_frames) for c in clips)))
+        if missing:
+            raise DfbenchError(
+                f"model '{self.model.name}' reads frames {missing} that were not encoded; "
+                "encode clips shared by several evaluators with frames_read_by(evaluators)."
+            )
+        truth = features[:, tgt] if self.reads_targets else None
         if is_pixel_model(self.model):
             # Whole frames in, frames out: one generator per clip, crops encoded by the harness.
             generators = [row_generator(self.seed, c.clip.sample_id, WHOLE_FRAME, window.horizon_name) for c in clips]
             preds = forecast_pixels(self.model, self.feature_space, clips, window, self.num_samples, generators, self.device)
-            return self._checked(preds, features.shape, len(tgt)).float(), features[:, tgt]
+            return self._checked(preds, features.shape, len(tgt)).float(), truth
         frames = torch.cat([c.crops for c in clips])
         timestamps = torch.cat([c.clip.timestamps.expand(c.crops.shape[0], -1) for c in clips]).to(self.device)
         ctx = list(window.context)
@@ -175,12 +223,12 @@ class Evaluator:
             features=features[:, ctx],
             grid=grid,
             generators=generators,
-            future_features=features[:, tgt] if self.model.oracle else None,
+            future_features=truth if self.model.oracle else None,
         )
         with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
             forecast = self.model.predict(context, timestamps[:, tgt], self.num_samples)
         preds = self._checked(forecast.features, features.shape, len(tgt))
-        return preds.float(), features[:, tgt]
+        return preds.float(), truth
 
     @torch.no_grad()
     def aligned_outputs(
@@ -245,6 +293,11 @@ class Evaluator:
                 continue
             key = stat_key(task.name, horizon, step, stat)
             stats[key] = step_stats if key not in stats else task.merge(stats[key], step_stats)
+
+
+def frames_read_by(evaluators: Iterable[Evaluator]) -> list[int]:
+    """The frames any of ``evaluators`` reads: what one encoding shared by all of them must hold."""
+    return sorted(set().union(*(evaluator.frames_read() for evaluator in evaluators)))
 
 
 def finalize_stats(record: dict[str, Any]) -> dict[str, Any]:

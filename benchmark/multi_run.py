@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from dfbench.distributed import Ranks
 from dfbench.clip_batch import encode_clips
-from dfbench.evaluate import Evaluator, finalize_stats
+from dfbench.evaluate import Evaluator, finalize_stats, frames_read_by
 from dfbench.feature_cache import FeatureCache
 from dfbench.files import CreatedFolders
 from dfbench.gpu import clip_to, compile_networks
@@ -119,9 +119,11 @@ def evaluator_for(prep: Prepared) -> Evaluator:
 def _step(clips: list, pairs: list[Pair], feature_cache: FeatureCache | None) -> dict[int, list[dict]]:
     """One batch: each clip encoded once, then evaluated by every pair that lacks it."""
     first = pairs[0].prep
-    # One backbone call for the batch's clips: the same features as one call per clip (see clip_batch).
+    # One backbone call for the batch's clips: the same features as one call per clip (see clip_batch),
+    # for the frames that any of the pairs reads.
+    frames = frames_read_by(pair.evaluator for pair in pairs)
     encoded = encode_clips([clip_to(clip, first.device) for clip in clips], first.feature_space, first.device,
-                           feature_cache, first.cache_key, first.protocol.crops)
+                           feature_cache, first.cache_key, first.protocol.crops, frames)
     out: dict[int, list[dict]] = {}
     for index, pair in enumerate(pairs):
         wanted = [e for e in encoded if e.clip.sample_id in pair.todo_set]

@@ -41,10 +41,18 @@ def mean_of(preds: torch.Tensor) -> torch.Tensor:
 
 
 def score_rollouts(
-    preds: torch.Tensor, targets: torch.Tensor, stochastic: bool, beta: float = 0.1
+    preds: torch.Tensor, targets: torch.Tensor | None, stochastic: bool, beta: float = 0.1
 ) -> dict[str, torch.Tensor]:
-    """Stat name ("best", "mean" or "single") -> features [B, K, N, D] to feed the heads."""
+    """Stat name ("best", "mean" or "single") -> features [B, K, N, D] to feed the heads.
+
+    ``targets`` may be None where no choice is made: a deterministic model, or one sample,
+    which is its own best and (exactly: a sum of one, divided by one) its own mean.
+    """
     if not stochastic:
         return {"single": preds[:, 0]}
+    if preds.shape[1] == 1:
+        return {"best": preds[:, 0], "mean": preds[:, 0]}
+    if targets is None:
+        raise ValueError("best-of-N needs the targets' features")
     best, _ = best_of(preds, targets, beta)
     return {"best": best, "mean": mean_of(preds)}

@@ -18,6 +18,7 @@ import torch
 
 def class_errors(models: list[str], dataset: str, horizon: str, limit: int | None) -> tuple[list[str], dict, torch.Tensor]:
     """Per model, each class's summed squared depth error; and each class's valid pixel count."""
+    from dfbench.evaluate import frames_read_by
     from dfbench.multi_run import evaluator_for
     from dfbench.run import RunOptions
     from dfbench.run_prepare import prepare
@@ -35,7 +36,7 @@ def class_errors(models: list[str], dataset: str, horizon: str, limit: int | Non
     errors = {name: torch.zeros(len(classes), dtype=torch.float64) for name in models}
     counts = torch.zeros(len(classes), dtype=torch.float64)
     for sample_id in first.sample_ids:
-        encoded = evaluators[models[0]].encode(first.dataset.load(sample_id))
+        encoded = evaluators[models[0]].encode(first.dataset.load(sample_id), frames_read_by(evaluators.values()))
         seg, depth = encoded.halves["seg"][:, step], encoded.halves["depth"][:, step]
         labelled = [seg == c for c in range(len(classes) - 1)]
         masks = [(depth > 0) & m for m in [*labelled, ~torch.stack(labelled).any(0)]]
