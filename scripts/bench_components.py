@@ -11,7 +11,7 @@ classes at twice the frame resolution, both horizons.
 Components are timed around the real modules, not re-implemented:
 
 * ``backbone``: ``Evaluator.encode`` (crops and backbone features, once per clip, of the
-  frames the model reads: 6 of 7 per crop at 1 sample, all 7 at 20);
+  frames the model reads: 6 of 7 per crop at 1 sample, all 7 for present and at 20);
 * ``tok_encoder`` / ``decoder``: ``DeltaTok.encode`` / ``DeltaTok.decode`` calls;
 * ``predictor``: forward pre/post hooks on the world model's ``Predictor`` (and its
   ``project_context`` calls);
