@@ -14,6 +14,7 @@ from dfbench.feature_cache import FeatureCache
 from dfbench.features import load_feature_space
 from dfbench.registry import get_model_class
 from dfbench.scoring import score_rollouts
+from test_clip_batch import backbone_calls
 from test_head_stats import Jitter, make_clip, random_heads
 
 
@@ -24,19 +25,6 @@ def tiny():
 
 def adapter(name: str, space):
     return Jitter(space) if name == "jitter" else get_model_class(name)(space)
-
-
-def backbone_frames(space) -> list[int]:
-    """Frames per call of the backbone's encode, from now on (undone by ``del space.encode``)."""
-    calls: list[int] = []
-    real = space.encode
-
-    def counting(frames):
-        calls.append(frames.shape[0])
-        return real(frames)
-
-    space.encode = counting
-    return calls
 
 
 @pytest.mark.parametrize(
@@ -53,7 +41,7 @@ def backbone_frames(space) -> list[int]:
 def test_frames_read_are_the_context_and_the_targets_only_when_read(tiny, model, samples, horizons, read):
     evaluator = Evaluator(adapter(model, tiny), tiny, {}, load_protocol(), samples, horizons)
     assert evaluator.frames_read() == read
-    calls = backbone_frames(tiny)
+    calls = backbone_calls(tiny)
     try:
         encoded = evaluator.encode(make_clip(tiny.frame_size, 2 * tiny.frame_size, (6,)))
     finally:
@@ -75,7 +63,7 @@ def test_read_frames_have_the_features_of_a_whole_clip_encode(tiny):
 def test_a_feature_cache_gets_every_frame(tiny, tmp_path):
     clip = make_clip(tiny.frame_size, 2 * tiny.frame_size, (6,))
     cache = FeatureCache(tmp_path)
-    calls = backbone_frames(tiny)
+    calls = backbone_calls(tiny)
     try:
         cached = encode_clip(clip, tiny, torch.device("cpu"), cache, ("key",), frames=[0, 1])
     finally:
