@@ -80,18 +80,17 @@ def encode_clip(
     crops = crop_views(clip.frames, crops_mode)
     grid = token_grid(feature_space, crops)
     key = (*cache_key, clip.sample_id)
+    every = list(range(crops.shape[1]))
+    read = every if frames is None or feature_cache is not None else sorted(set(frames))
     features = None if feature_cache is None else feature_cache.get(key)
     if features is None:
-        every = list(range(crops.shape[1]))
-        read = every if frames is None or feature_cache is not None else sorted(set(frames))
-        flat = crops[:, read].reshape(-1, *crops.shape[-3:]).to(device)
+        chosen = crops if read == every else crops[:, read]
+        flat = chosen.reshape(-1, *crops.shape[-3:]).to(device)
         # Each frame's features are those of a call over all frames, bit for bit (tests/test_clip_batch.py).
         computed = feature_space.encode(flat).float().reshape(crops.shape[0], len(read), grid[0] * grid[1], -1)
         features = computed if read == every else _unread_as_nan(computed, read, len(every))
         if feature_cache is not None:
             feature_cache.put(key, features)
-    else:
-        read = list(range(crops.shape[1]))
     height, width = clip.frames.shape[-2:]
     halves = {
         task: label_views(labels, height, width, get_task(task).ignore_value, crops_mode) for task, labels in clip.labels.items()
