@@ -101,10 +101,20 @@ class Ranks:
         self.started = True
 
     def stop(self) -> None:
+        """Leaves the process group and joins its worker threads while Python still runs.
+
+        ``destroy_process_group`` leaves a group object alive for as long as anything
+        references it, and so its worker threads. A worker that frees its last
+        collective's tensors after the interpreter has begun to finalize needs the GIL
+        and aborts the process (SIGABRT, "terminate called without an active
+        exception") after a complete run. Dropping the last reference here runs the
+        group's destructor, which waits for its workers and joins them.
+        """
         if self.started:
             import torch.distributed as dist
 
             dist.destroy_process_group()
+            self.group = None
             self.started = False
 
     def shard(self, items: list[T]) -> list[T]:

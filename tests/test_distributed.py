@@ -36,6 +36,36 @@ def test_shards_cover_every_clip_once_whatever_the_count():
         assert all(len(shard) <= 2 * steps for shard in shards) and max(map(len, shards)) > 2 * (steps - 1)
 
 
+THREADS_SCRIPT = """
+import os, torch
+from dfbench.distributed import Ranks
+def threads():
+    return len(os.listdir("/proc/self/task"))
+before = threads()
+ranks = Ranks.from_env()
+ranks.start(torch.device("cpu"))
+during = threads()
+ranks.all(lambda: ranks.rank)
+ranks.main(lambda: "done")
+ranks.stop()
+print("threads", before, during, threads(), flush=True)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads through /proc")
+def test_stopping_joins_the_groups_worker_threads_before_python_exits(tmp_path):
+    # A worker thread left running frees its last collective's tensors during interpreter
+    # finalization and aborts the process now and then; stop() must have joined them all.
+    script = tmp_path / "threads.py"
+    script.write_text(THREADS_SCRIPT)
+    run = torchrun(script=script, processes=3)
+    assert run.returncode == 0, run.stderr[-3000:]
+    counts = [line.split()[1:] for line in run.stdout.splitlines() if line.startswith("threads ")]
+    assert len(counts) == 3
+    for before, during, after in counts:
+        assert int(during) > int(before) and int(after) == int(before)
+
+
 def test_two_processes_write_the_records_of_one_process(dfbench_cli, tmp_path):
     models = "copy-last,dino-world-bom"
     one = dfbench_cli("run", "--model", models, *BASE, "--limit", "3", "--output-dir", str(tmp_path / "one"))
