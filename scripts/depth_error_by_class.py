@@ -35,8 +35,9 @@ def class_errors(models: list[str], dataset: str, horizon: str, limit: int | Non
     classes = [*first.dataset.class_names, "void"]  # void: pixels with depth but no class (e.g. poles)
     errors = {name: torch.zeros(len(classes), dtype=torch.float64) for name in models}
     counts = torch.zeros(len(classes), dtype=torch.float64)
+    frames = frames_read_by(evaluators.values())  # one encoding per clip serves every model
     for sample_id in first.sample_ids:
-        encoded = evaluators[models[0]].encode(first.dataset.load(sample_id), frames_read_by(evaluators.values()))
+        encoded = evaluators[models[0]].encode(first.dataset.load(sample_id), frames)
         seg, depth = encoded.halves["seg"][:, step], encoded.halves["depth"][:, step]
         labelled = [seg == c for c in range(len(classes) - 1)]
         masks = [(depth > 0) & m for m in [*labelled, ~torch.stack(labelled).any(0)]]
